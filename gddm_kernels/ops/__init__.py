@@ -1,0 +1,13 @@
+"""The op layer: torch.ops.gddm.* defined with torch.library.custom_op, each with a fake
+(meta) kernel for torch.compile, an autograd formula made of the fused ops themselves, input
+checks that run before any kernel, and the backend choice of gddm_kernels.backends.
+
+Pattern every op follows (one file per op family):
+    @torch.library.custom_op("gddm::<op>", mutates_args=())   checks, empty input, select(...)
+    @<op>.register_fake                                       checks, output metadata
+    <op>.register_autograd(backward, setup_context=...)       backward = other gddm ops
+"""
+
+from .stencils import divergence, gradient, laplacian
+
+__all__ = ["gradient", "divergence", "laplacian"]

@@ -1,0 +1,122 @@
+"""Triton stencils: one program per BLOCK_H x BLOCK_W tile of one image, fp32 arithmetic,
+Neumann boundary through load masks. Same maths and argument order as
+gddm_kernels.reference.stencils; the formulas mirror csrc/stencils.h."""
+
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from .._layout import field_shape, fold_batch
+
+BLOCK_H = 8
+BLOCK_W = 128
+NUM_WARPS = 4
+
+
+@triton.jit
+def _tile(B1, H, W, s_b0, s_b1, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """This program's image n (int64), its input base offset, row indices (BLOCK_H, 1),
+    column indices (1, BLOCK_W) and the in-image mask."""
+    pid = tl.program_id(0)
+    tiles_w = tl.cdiv(W, BLOCK_W)
+    tiles_h = tl.cdiv(H, BLOCK_H)
+    n = (pid // (tiles_w * tiles_h)).to(tl.int64)
+    rest = pid % (tiles_w * tiles_h)
+    i = (rest // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
+    j = (rest % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+    base = (n // B1) * s_b0 + (n % B1) * s_b1
+    return n, base, i, j, (i < H) & (j < W)
+
+
+@triton.jit
+def _forward_difference(next, here, next_inside):
+    return tl.where(next_inside, next - here, 0.0)
+
+
+@triton.jit
+def _laplacian_from(c, up, down, left, right):
+    return 0.25 * (((up - c) + (down - c)) + ((left - c) + (right - c)))
+
+
+@triton.jit
+def _gradient_kernel(x_ptr, out_ptr, B1, H, W, s_b0, s_b1, s_h, s_w, scale,
+                     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    n, base, i, j, inside = _tile(B1, H, W, s_b0, s_b1, BLOCK_H, BLOCK_W)
+    p = x_ptr + base + i * s_h + j * s_w
+    has_down = inside & (i + 1 < H)
+    has_right = inside & (j + 1 < W)
+    c = tl.load(p, mask=inside, other=0.0).to(tl.float32)
+    down = tl.load(p + s_h, mask=has_down, other=0.0).to(tl.float32)
+    right = tl.load(p + s_w, mask=has_right, other=0.0).to(tl.float32)
+    o = out_ptr + (n * 2 * H + i) * W + j
+    dtype = out_ptr.dtype.element_ty
+    tl.store(o, (scale * _forward_difference(down, c, has_down)).to(dtype), mask=inside)
+    tl.store(o + H * W, (scale * _forward_difference(right, c, has_right)).to(dtype), mask=inside)
+
+
+@triton.jit
+def _divergence_kernel(g_ptr, out_ptr, B1, H, W, s_b0, s_b1, s_c, s_h, s_w, scale,
+                       BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    n, base, i, j, inside = _tile(B1, H, W, s_b0, s_b1, BLOCK_H, BLOCK_W)
+    pv = g_ptr + base + i * s_h + j * s_w
+    ph = pv + s_c
+    # Each difference exists only where the forward difference it came from was inside.
+    gv = tl.load(pv, mask=inside & (i + 1 < H), other=0.0).to(tl.float32)
+    gv_up = tl.load(pv - s_h, mask=inside & (i > 0), other=0.0).to(tl.float32)
+    gh = tl.load(ph, mask=inside & (j + 1 < W), other=0.0).to(tl.float32)
+    gh_left = tl.load(ph - s_w, mask=inside & (j > 0), other=0.0).to(tl.float32)
+    div = (gv - gv_up) + (gh - gh_left)
+    tl.store(out_ptr + (n * H + i) * W + j, (scale * div).to(out_ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def _laplacian_kernel(x_ptr, out_ptr, B1, H, W, s_b0, s_b1, s_h, s_w, scale,
+                      BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    n, base, i, j, inside = _tile(B1, H, W, s_b0, s_b1, BLOCK_H, BLOCK_W)
+    p = x_ptr + base + i * s_h + j * s_w
+    c = tl.load(p, mask=inside, other=0.0).to(tl.float32)
+    # Edge-replicate: a neighbour outside the image is the centre pixel itself.
+    up = tl.load(p - s_h, mask=inside & (i > 0), other=0.0).to(tl.float32)
+    down = tl.load(p + s_h, mask=inside & (i + 1 < H), other=0.0).to(tl.float32)
+    left = tl.load(p - s_w, mask=inside & (j > 0), other=0.0).to(tl.float32)
+    right = tl.load(p + s_w, mask=inside & (j + 1 < W), other=0.0).to(tl.float32)
+    up = tl.where(i > 0, up, c)
+    down = tl.where(i + 1 < H, down, c)
+    left = tl.where(j > 0, left, c)
+    right = tl.where(j + 1 < W, right, c)
+    lap = _laplacian_from(c, up, down, left, right)
+    tl.store(out_ptr + (n * H + i) * W + j, (scale * lap).to(out_ptr.dtype.element_ty), mask=inside)
+
+
+def _grid(batch: int, H: int, W: int) -> tuple[int]:
+    return (batch * triton.cdiv(H, BLOCK_H) * triton.cdiv(W, BLOCK_W),)
+
+
+def gradient(x: Tensor, scale: float = 1.0) -> Tensor:
+    """scale * forward differences: (..., H, W) -> contiguous (..., 2, H, W)."""
+    xb = fold_batch(x, 2)
+    B0, B1, H, W = xb.shape
+    out = x.new_empty(field_shape(x.shape))
+    _gradient_kernel[_grid(B0 * B1, H, W)](
+        xb, out, B1, H, W, *xb.stride(), scale, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    return out
+
+
+def divergence(g: Tensor, scale: float = 1.0) -> Tensor:
+    """scale * negative adjoint of `gradient`: (..., 2, H, W) -> contiguous (..., H, W)."""
+    gb = fold_batch(g, 3)
+    B0, B1, _, H, W = gb.shape
+    out = g.new_empty(g.shape[:-3] + g.shape[-2:])
+    _divergence_kernel[_grid(B0 * B1, H, W)](
+        gb, out, B1, H, W, *gb.stride(), scale, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    return out
+
+
+def laplacian(x: Tensor, scale: float = 1.0) -> Tensor:
+    """scale * the paper's 5-point Laplacian, edge-replicated: (..., H, W) -> contiguous."""
+    xb = fold_batch(x, 2)
+    B0, B1, H, W = xb.shape
+    out = x.new_empty(x.shape)
+    _laplacian_kernel[_grid(B0 * B1, H, W)](
+        xb, out, B1, H, W, *xb.stride(), scale, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    return out

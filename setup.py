@@ -1,0 +1,60 @@
+"""Build gddm_kernels._C: the C++ CPU kernels always, the CUDA kernels whenever nvcc and a
+CUDA build of torch are present (a GPU is not needed to compile them).
+
+Switches (environment variables):
+    GDDM_SKIP_CUDA=1        build the CPU kernels only, even where CUDA could be built
+    TORCH_CUDA_ARCH_LIST    CUDA architectures; default "9.0" (H100) when no GPU is visible
+    MAX_JOBS                parallel compile jobs (ninja)
+"""
+
+import os
+from pathlib import Path
+
+import torch
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+ROOT = Path(__file__).parent
+DEFAULT_ARCH_WITHOUT_GPU = "9.0"
+
+
+def _sources(pattern: str) -> list[str]:
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob(pattern))
+
+
+def _build_cuda() -> tuple[bool, str]:
+    if os.environ.get("GDDM_SKIP_CUDA", "0") == "1":
+        return False, "GDDM_SKIP_CUDA=1"
+    if torch.version.cuda is None:
+        return False, "torch is a CPU-only build"
+    if CUDA_HOME is None:
+        return False, "nvcc not found (set CUDA_HOME)"
+    return True, f"nvcc at {CUDA_HOME}, torch CUDA {torch.version.cuda}"
+
+
+def _extension():
+    with_cuda, why = _build_cuda()
+    cxx_flags = ["-O3", "-fopenmp"]
+    sources = _sources("*.cpp") + _sources("cpu/*.cpp")
+    if with_cuda:
+        if "TORCH_CUDA_ARCH_LIST" not in os.environ and not torch.cuda.is_available():
+            os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_WITHOUT_GPU
+        sources += _sources("cuda/*.cpp") + _sources("cuda/*.cu")
+        ext = CUDAExtension(
+            "gddm_kernels._C",
+            sources,
+            extra_compile_args={"cxx": cxx_flags,
+                                "nvcc": ["-O3", "-lineinfo"]},
+            extra_link_args=["-fopenmp"],
+        )
+    else:
+        ext = CppExtension("gddm_kernels._C", sources, extra_compile_args={"cxx": cxx_flags},
+                           extra_link_args=["-fopenmp"])
+    print(f"gddm_kernels build: torch {torch.__version__}, CPU kernels: yes, "
+          f"CUDA kernels: {'yes' if with_cuda else 'no'} ({why}), "
+          f"TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', '<torch default>')}, "
+          f"MAX_JOBS={os.environ.get('MAX_JOBS', '<default>')}")
+    return ext
+
+
+setup(ext_modules=[_extension()], cmdclass={"build_ext": BuildExtension})
