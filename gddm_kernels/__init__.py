@@ -16,7 +16,8 @@ from torch import Tensor
 
 from . import _extension  # noqa: F401  (loads the compiled kernels, warns once if missing)
 from . import ops
-from .backends import AUTO, backends, use_backend
+from ._validation import check_field, check_image
+from .dispatch import AUTO, backends, use_backend
 
 __version__ = "0.1.0"
 __all__ = ["gradient", "divergence", "laplacian", "backends", "use_backend"]
@@ -36,7 +37,7 @@ def gradient(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Te
     Returns:
         contiguous (..., 2, H, W) in x's dtype. Backward: divergence(grad, scale=-scale).
     """
-    return ops.gradient(x, scale, backend or AUTO)
+    return ops.gradient(check_image(x, "gradient"), scale, backend or AUTO)
 
 
 def divergence(g: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
@@ -51,7 +52,7 @@ def divergence(g: Tensor, *, scale: float = 1.0, backend: str | None = None) -> 
     Returns:
         contiguous (..., H, W) in g's dtype. Backward: gradient(grad, scale=-scale).
     """
-    return ops.divergence(g, scale, backend or AUTO)
+    return ops.divergence(check_field(g, "divergence"), scale, backend or AUTO)
 
 
 def laplacian(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
@@ -67,4 +68,4 @@ def laplacian(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> T
     Returns:
         contiguous (..., H, W) in x's dtype. Self-adjoint: backward is laplacian(grad, scale).
     """
-    return ops.laplacian(x, scale, backend or AUTO)
+    return ops.laplacian(check_image(x, "laplacian"), scale, backend or AUTO)

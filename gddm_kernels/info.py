@@ -3,7 +3,7 @@
 import torch
 
 from . import __version__, _extension
-from .backends import AUTO_PRIORITY, BACKENDS
+from .dispatch import AUTO_PRIORITY, BACKENDS
 
 
 def main() -> None:

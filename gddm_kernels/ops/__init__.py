@@ -1,6 +1,6 @@
 """The op layer: torch.ops.gddm.* defined with torch.library.custom_op, each with a fake
 (meta) kernel for torch.compile, an autograd formula made of the fused ops themselves, input
-checks that run before any kernel, and the backend choice of gddm_kernels.backends.
+checks that run before any kernel, and the backend choice of gddm_kernels.dispatch.
 
 Pattern every op follows (one file per op family):
     @torch.library.custom_op("gddm::<op>", mutates_args=())   checks, empty input, select(...)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .._layout import field_shape
 from .._validation import check_field, check_image
-from ..backends import AUTO, select
+from ..dispatch import AUTO, select
 
 
 def _image_of(field: Tensor) -> tuple[int, ...]:

@@ -5,7 +5,6 @@ result is returned in the input dtype, as the fused kernels do. Outputs are cont
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -51,11 +50,10 @@ def laplacian(x: Tensor, scale: float = 1.0) -> Tensor:
 
     Equals 0.25 * divergence(gradient(x)) up to rounding.
     """
-    xa = _opmath(x)
-    flat = xa.reshape(-1, 1, *xa.shape[-2:])
-    padded = F.pad(flat, (1, 1, 1, 1), mode="replicate").reshape(*xa.shape[:-2], xa.shape[-2] + 2, xa.shape[-1] + 2)
-    centre = padded[..., 1:-1, 1:-1]
-    up, down = padded[..., :-2, 1:-1], padded[..., 2:, 1:-1]
-    left, right = padded[..., 1:-1, :-2], padded[..., 1:-1, 2:]
-    lap = 0.25 * (((up - centre) + (down - centre)) + ((left - centre) + (right - centre)))
+    c = _opmath(x)
+    up = torch.cat([c[..., :1, :], c[..., :-1, :]], dim=-2)  # x[i-1, j], x[-1, j] := x[0, j]
+    down = torch.cat([c[..., 1:, :], c[..., -1:, :]], dim=-2)  # x[i+1, j], x[H, j] := x[H-1, j]
+    left = torch.cat([c[..., :1], c[..., :-1]], dim=-1)
+    right = torch.cat([c[..., 1:], c[..., -1:]], dim=-1)
+    lap = 0.25 * (((up - c) + (down - c)) + ((left - c) + (right - c)))
     return (scale * lap).to(x.dtype).contiguous()

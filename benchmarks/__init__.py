@@ -1,0 +1,1 @@
+"""The gddm_kernels benchmark suite: `python -m benchmarks.run` (see benchmarks/run.py)."""

@@ -1,0 +1,37 @@
+"""Runs the benchmark suite on the best device here (a GPU if visible, else the CPU), prints
+the tables and writes benchmarks/results/<device>-<date>.{json,md}.
+
+    python -m benchmarks.run [--device cpu|cuda] [--quick]
+"""
+
+import argparse
+
+import torch
+
+from . import bench_stencils
+from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"],
+                        default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="device to benchmark (default: cuda when a GPU is visible)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the smallest shape of each case (a smoke run)")
+    args = parser.parse_args()
+    if args.quick:
+        bench_stencils.SHAPES[args.device] = bench_stencils.SHAPES[args.device][:1]
+
+    env = environment(args.device)
+    copy_gbps = copy_bandwidth_gbps(args.device)
+    print(f"device: {env.get('gpu', env['cpu'])}, measured copy bandwidth {copy_gbps:.1f} GB/s")
+    records = bench_stencils.run(args.device, copy_gbps)
+    add_speedups(records)
+    print(table(records))
+    path = write_results(result_name(args.device), env, copy_gbps, records)
+    print(f"results written to {path} and {path.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
