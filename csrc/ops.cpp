@@ -10,6 +10,15 @@ TORCH_LIBRARY(gddm_C, m) {
   m.def("gradient(Tensor x, float scale) -> Tensor");
   m.def("divergence(Tensor g, float scale) -> Tensor");
   m.def("laplacian(Tensor x, float scale) -> Tensor");
+  // Cosine-transform Poisson solve around torch.fft (csrc/poisson.h):
+  //   dct_reorder: scale * x, or scale * divergence(g) when `field`, reordered for Makhoul's
+  //                DCT, in the arithmetic dtype (float32, float64 for float64), (B0, B1, H, W);
+  //   spectral_solve_: rfft2 of that (batch, H, W//2+1), in place -> the spectrum whose irfft2
+  //                is the reordered solution with the given mean;
+  //   dct_unreorder: back to the natural order, in `dtype`.
+  m.def("dct_reorder(Tensor x, bool field, float scale) -> Tensor");
+  m.def("spectral_solve_(Tensor(a!) spectrum, int H, int W, float mean) -> ()");
+  m.def("dct_unreorder(Tensor v, ScalarType dtype) -> Tensor");
 }
 
 // An empty Python module, so that `import gddm_kernels._C` loads the library and runs the

@@ -50,6 +50,18 @@ GDDM_HD acc_t divergence_from(acc_t gv, acc_t gv_up, acc_t gh, acc_t gh_left, bo
   return d;
 }
 
+// divergence at pixel (i, j) of a gradient field whose vertical component at (i, j) is *pv;
+// the horizontal component lies s_c further, rows s_h apart, columns s_w apart.
+template <typename acc_t, typename scalar_t>
+GDDM_HD acc_t divergence_at(const scalar_t* pv, int64_t s_c, int64_t s_h, int64_t s_w, int64_t i,
+                            int64_t j, int64_t H, int64_t W) {
+  const bool has_up = i > 0, has_down = i + 1 < H, has_left = j > 0, has_right = j + 1 < W;
+  const scalar_t* ph = pv + s_c;
+  return divergence_from(has_down ? acc_t(pv[0]) : acc_t(0), has_up ? acc_t(pv[-s_h]) : acc_t(0),
+                         has_right ? acc_t(ph[0]) : acc_t(0), has_left ? acc_t(ph[-s_w]) : acc_t(0),
+                         has_down, has_up, has_right, has_left);
+}
+
 // The paper's 5-point kernel [[0,1/4,0],[1/4,-1,1/4],[0,1/4,0]] from the (edge-replicated)
 // neighbours, written as a sum of differences so that smooth regions lose no precision.
 template <typename acc_t>

@@ -4,7 +4,9 @@ Public API (all differentiable, torch.compile-able, on CPU and CUDA tensors):
     gradient(x)     (..., H, W)    -> (..., 2, H, W)  forward differences, Neumann boundary
     divergence(g)   (..., 2, H, W) -> (..., H, W)     negative adjoint of gradient
     laplacian(x)    (..., H, W)    -> (..., H, W)     paper kernel [[0,1/4,0],[1/4,-1,1/4],[0,1/4,0]]
-The same ops are torch.ops.gddm.gradient / divergence / laplacian.
+    poisson_solve(f)  (..., H, W)  -> (..., H, W)     u with laplacian(u) == f - mean(f), mean(u) = 0
+    reconstruct(g)  (..., 2, H, W) -> (..., H, W)     least-squares image of a gradient field
+The same ops are torch.ops.gddm.<name>.
 
 Backends: backends() lists what is usable here; choose one per call (backend="cuda"), per
 block (with use_backend("triton"): ...) or per process (GDDM_BACKEND=cpu). The default picks
@@ -15,57 +17,9 @@ summary.
 from torch import Tensor
 
 from . import _extension  # noqa: F401  (loads the compiled kernels, warns once if missing)
-from . import ops
-from ._validation import check_field, check_image
-from .dispatch import AUTO, backends, use_backend
+from .dispatch import backends, use_backend
+from .poisson import poisson_solve, reconstruct
+from .stencils import divergence, gradient, laplacian
 
 __version__ = "0.1.0"
-__all__ = ["gradient", "divergence", "laplacian", "backends", "use_backend"]
-
-
-def gradient(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
-    """Discrete gradient: forward differences with a Neumann (zero-flux) boundary.
-
-        out[..., 0, i, j] = scale * (x[..., i+1, j] - x[..., i, j])   (0 on the last row)
-        out[..., 1, i, j] = scale * (x[..., i, j+1] - x[..., i, j])   (0 on the last column)
-
-    Args:
-        x: images (..., H, W), any leading dims and strides; float16/bfloat16/float32/float64
-            (half types are computed in float32).
-        scale: a factor applied to the result inside the kernel.
-        backend: "reference", "cpu", "cuda", "triton" or None (context, GDDM_BACKEND, auto).
-    Returns:
-        contiguous (..., 2, H, W) in x's dtype. Backward: divergence(grad, scale=-scale).
-    """
-    return ops.gradient(check_image(x, "gradient"), scale, backend or AUTO)
-
-
-def divergence(g: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
-    """Discrete divergence, the exact negative adjoint of `gradient`:
-    <gradient(x), g> == -<x, divergence(g)> for all x, g.
-
-        out[i, j] = scale * (g0[i, j] [i<H-1] - g0[i-1, j] [i>0] + g1[i, j] [j<W-1] - g1[i, j-1] [j>0])
-
-    Args:
-        g: gradient fields (..., 2, H, W); component 0 vertical, 1 horizontal.
-        scale, backend: as in `gradient`.
-    Returns:
-        contiguous (..., H, W) in g's dtype. Backward: gradient(grad, scale=-scale).
-    """
-    return ops.divergence(check_field(g, "divergence"), scale, backend or AUTO)
-
-
-def laplacian(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
-    """The paper's finite-element Laplacian with an edge-replicate (Neumann) boundary:
-
-        out[i, j] = scale * (1/4 (x[i-1, j] + x[i+1, j] + x[i, j-1] + x[i, j+1]) - x[i, j])
-
-    i.e. the kernel [[0, 1/4, 0], [1/4, -1, 1/4], [0, 1/4, 0]]; equal to
-    0.25 * divergence(gradient(x)). `scale=4` gives the five-point Laplacian (centre -4).
-
-    Args:
-        x: images (..., H, W); scale, backend: as in `gradient`.
-    Returns:
-        contiguous (..., H, W) in x's dtype. Self-adjoint: backward is laplacian(grad, scale).
-    """
-    return ops.laplacian(check_image(x, "laplacian"), scale, backend or AUTO)
+__all__ = ["gradient", "divergence", "laplacian", "poisson_solve", "reconstruct", "backends", "use_backend"]

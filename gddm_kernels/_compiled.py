@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ._layout import field_shape, fold_batch
+from ._spectral import dct_solve
 
 
 def gradient(x: Tensor, scale: float = 1.0) -> Tensor:
@@ -21,3 +22,14 @@ def divergence(g: Tensor, scale: float = 1.0) -> Tensor:
 def laplacian(x: Tensor, scale: float = 1.0) -> Tensor:
     """scale * the paper's 5-point Laplacian, edge-replicated: (..., H, W) -> contiguous."""
     return torch.ops.gddm_C.laplacian(fold_batch(x, 2), scale).view(x.shape)
+
+
+def poisson_solve(f: Tensor, mean: float = 0.0) -> Tensor:
+    """u with laplacian(u) == f - mean(f), mean(u) == mean, by the fused DCT solve: (..., H, W)."""
+    return dct_solve(f, False, mean, torch.ops.gddm_C)
+
+
+def reconstruct(g: Tensor, mean: float = 0.0) -> Tensor:
+    """Least-squares image of a gradient field, divergence fused in: (..., 2, H, W) -> (..., H, W)."""
+    return dct_solve(g, True, mean, torch.ops.gddm_C)
+

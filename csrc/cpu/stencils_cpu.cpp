@@ -11,14 +11,10 @@
 #include <type_traits>
 
 #include "../image_batch.h"
+#include "parallel.h"
 
 namespace gddm {
 namespace {
-
-// Rows of at least this many elements in total go to one task.
-constexpr int64_t kGrainElements = 32768;
-
-int64_t row_grain(int64_t W) { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(W, 1)); }
 
 // Loads element j of a row with column stride sw (a compile-time 1 on the fast path).
 template <bool kUnitW, typename acc_t, typename scalar_t>

@@ -52,15 +52,8 @@ __global__ void divergence_kernel(const scalar_t* __restrict__ g, scalar_t* __re
                                   ImageBatch b, acc_t scale) {
   GDDM_PIXEL_LOOP(b) {
     const scalar_t* pv = g + b.base(n) + i * b.s_h + j * b.s_w;
-    const scalar_t* ph = pv + b.s_c;
-    const bool has_up = i > 0, has_down = i + 1 < b.H;
-    const bool has_left = j > 0, has_right = j + 1 < b.W;
-    const acc_t gv = has_down ? ld(pv) : acc_t(0);
-    const acc_t gv_up = has_up ? ld(pv - b.s_h) : acc_t(0);
-    const acc_t gh = has_right ? ld(ph) : acc_t(0);
-    const acc_t gh_left = has_left ? ld(ph - b.s_w) : acc_t(0);
-    out[(n * b.H + i) * b.W + j] = static_cast<scalar_t>(
-        scale * divergence_from(gv, gv_up, gh, gh_left, has_down, has_up, has_right, has_left));
+    out[(n * b.H + i) * b.W + j] =
+        static_cast<scalar_t>(scale * divergence_at<acc_t>(pv, b.s_c, b.s_h, b.s_w, i, j, b.H, b.W));
   }
 }
 

@@ -1,6 +1,7 @@
 """Triton kernels. They run on CUDA tensors, and on CPU tensors under TRITON_INTERPRET=1
 (set before triton is first imported), which is how the test suite checks them without a GPU."""
 
+from .poisson import poisson_solve, reconstruct
 from .stencils import divergence, gradient, laplacian
 
-__all__ = ["gradient", "divergence", "laplacian"]
+__all__ = ["gradient", "divergence", "laplacian", "poisson_solve", "reconstruct"]

@@ -1,0 +1,117 @@
+// CPU kernels of the cosine-transform Poisson solve: the reorder (optionally fused with the
+// divergence of a gradient field), the in-place spectral solve, and the inverse reorder.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/complex.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <vector>
+
+#include "../image_batch.h"
+#include "parallel.h"
+#include "../poisson.h"
+
+namespace gddm {
+namespace {
+
+// Twiddles (cos, sin)(pi p / 2N) for p = 0 .. N/2.
+template <typename acc_t>
+std::vector<Twiddle<acc_t>> twiddles(int64_t N) {
+  std::vector<Twiddle<acc_t>> t(N / 2 + 1);
+  for (int64_t p = 0; p <= N / 2; ++p) {
+    const double angle = M_PI * double(p) / (2.0 * double(N));
+    t[p] = {acc_t(std::cos(angle)), acc_t(std::sin(angle))};
+  }
+  return t;
+}
+
+at::ScalarType opmath_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+at::Tensor dct_reorder_cpu(const at::Tensor& x, bool field, double scale) {
+  const ImageBatch b = image_batch(x, field, "dct_reorder");
+  at::Tensor out = at::empty(image_shape(b), x.options().dtype(opmath_dtype(x.scalar_type())));
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    acc_t* o = out.mutable_data_ptr<acc_t>();
+    const acc_t s = acc_t(scale);
+    at::parallel_for(0, b.batch() * b.H, row_grain(b.W), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t n = r / b.H, m1 = r % b.H, i = dct_source(m1, b.H);
+        const scalar_t* img = in + b.base(n);
+        acc_t* orow = o + r * b.W;
+        for (int64_t m2 = 0; m2 < b.W; ++m2) {
+          const int64_t j = dct_source(m2, b.W);
+          const scalar_t* p = img + i * b.s_h + j * b.s_w;
+          const acc_t v = field ? divergence_at<acc_t>(p, b.s_c, b.s_h, b.s_w, i, j, b.H, b.W) : acc_t(*p);
+          orow[m2] = s * v;
+        }
+      }
+    });
+  });
+  return out;
+}
+
+void spectral_solve_cpu(at::Tensor& spectrum, int64_t H, int64_t W, double mean) {
+  TORCH_CHECK(spectrum.is_complex() && spectrum.is_contiguous() && spectrum.dim() >= 2 &&
+                  spectrum.size(-2) == H && spectrum.size(-1) == W / 2 + 1,
+              "gddm_C::spectral_solve_: expected a contiguous complex (..., H, W//2+1) spectrum");
+  const int64_t Wh = W / 2 + 1, batch = spectrum.numel() / (H * Wh);
+  if (spectrum.numel() == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(spectrum.scalar_type()), "gddm_C", [&] {
+    using acc_t = scalar_t;
+    auto* z = reinterpret_cast<Cplx<acc_t>*>(spectrum.mutable_data_ptr());
+    const auto t1 = twiddles<acc_t>(H), t2 = twiddles<acc_t>(W);
+    const int64_t pairs = H / 2 + 1;  // rows p = 0 .. H/2 with their mirrors H - p
+    at::parallel_for(0, batch * pairs, row_grain(Wh), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t n = r / pairs, p = r % pairs, p_m = (H - p) % H;
+        Cplx<acc_t>* row_a = z + (n * H + p) * Wh;
+        Cplx<acc_t>* row_b = z + (n * H + p_m) * Wh;
+        for (int64_t q = 0; q < Wh; ++q) {
+          Cplx<acc_t> za, zb;
+          spectral_solve_pair(row_a[q], row_b[q], p, q, H, W, t1[p], t2[q], acc_t(mean), za, zb);
+          row_a[q] = za;
+          if (p > 0 && p_m != p) row_b[q] = zb;
+        }
+      }
+    });
+  });
+}
+
+at::Tensor dct_unreorder_cpu(const at::Tensor& v, at::ScalarType dtype) {
+  TORCH_CHECK(v.is_contiguous() && v.dim() >= 2, "gddm_C::dct_unreorder: expected a contiguous (..., H, W) tensor");
+  TORCH_CHECK(v.scalar_type() == opmath_dtype(dtype),
+              "gddm_C::dct_unreorder: float64 solutions go to float64 only, float32 ones to the other dtypes");
+  at::Tensor out = at::empty(v.sizes(), v.options().dtype(dtype));
+  if (out.numel() == 0) return out;
+  const int64_t H = v.size(-2), W = v.size(-1), batch = v.numel() / (H * W);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gddm_C", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* in = v.const_data_ptr<acc_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, batch * H, row_grain(W), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t n = r / H, m1 = r % H;
+        const acc_t* vrow = in + r * W;
+        scalar_t* orow = o + (n * H + dct_source(m1, H)) * W;
+        for (int64_t m2 = 0; m2 < W; ++m2) orow[dct_source(m2, W)] = static_cast<scalar_t>(vrow[m2]);
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gddm_C, CPU, m) {
+  m.impl("dct_reorder", &dct_reorder_cpu);
+  m.impl("spectral_solve_", &spectral_solve_cpu);
+  m.impl("dct_unreorder", &dct_unreorder_cpu);
+}
+
+}  // namespace gddm

@@ -1,0 +1,66 @@
+"""torch.ops.gddm.{poisson_solve, reconstruct}: the cosine-transform (DCT) solve.
+
+Autograd: P(f) = L^+ (f - mean f) + mean is linear in f with a symmetric L^+ (the Neumann
+Laplacian is symmetric and P annihilates constants), so the backward of a solve is a solve
+with mean 0. reconstruct(g) = P(1/4 div g), whose adjoint is -1/4 gradient(P(.)).
+Non-finite input propagates: the solve is global, so one NaN/Inf makes its whole image NaN.
+"""
+
+import torch
+from torch import Tensor
+
+from .._validation import check_field, check_image
+from ..dispatch import AUTO, select
+from .stencils import gradient
+
+RECONSTRUCT_ADJOINT_SCALE = -0.25
+
+
+def _image_of(field: Tensor) -> tuple[int, ...]:
+    return (*field.shape[:-3], *field.shape[-2:])
+
+
+@torch.library.custom_op("gddm::poisson_solve", mutates_args=())
+def poisson_solve(f: Tensor, mean: float = 0.0, backend: str = AUTO) -> Tensor:
+    """u with laplacian(u) == f - mean(f) and mean(u) == mean: (..., H, W) -> (..., H, W)."""
+    check_image(f, "poisson_solve", "f")
+    if f.numel() == 0:
+        return f.new_empty(f.shape)
+    return select("poisson_solve", backend, f).poisson_solve(f, mean)
+
+
+@poisson_solve.register_fake
+def _(f: Tensor, mean: float = 0.0, backend: str = AUTO) -> Tensor:
+    check_image(f, "poisson_solve", "f")
+    return f.new_empty(f.shape)
+
+
+@torch.library.custom_op("gddm::reconstruct", mutates_args=())
+def reconstruct(g: Tensor, mean: float = 0.0, backend: str = AUTO) -> Tensor:
+    """Least-squares image of a gradient field: (..., 2, H, W) -> (..., H, W)."""
+    check_field(g, "reconstruct")
+    if g.numel() == 0:
+        return g.new_empty(_image_of(g))
+    return select("reconstruct", backend, g).reconstruct(g, mean)
+
+
+@reconstruct.register_fake
+def _(g: Tensor, mean: float = 0.0, backend: str = AUTO) -> Tensor:
+    check_field(g, "reconstruct")
+    return g.new_empty(_image_of(g))
+
+
+def _save_backend(ctx, inputs: tuple, output: Tensor) -> None:
+    ctx.backend = inputs[2]
+
+
+def _poisson_solve_backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+    return poisson_solve(grad, 0.0, ctx.backend), None, None
+
+
+def _reconstruct_backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+    return gradient(poisson_solve(grad, 0.0, ctx.backend), RECONSTRUCT_ADJOINT_SCALE, ctx.backend), None, None
+
+
+poisson_solve.register_autograd(_poisson_solve_backward, setup_context=_save_backend)
+reconstruct.register_autograd(_reconstruct_backward, setup_context=_save_backend)
