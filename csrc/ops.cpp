@@ -19,6 +19,15 @@ TORCH_LIBRARY(gddm_C, m) {
   m.def("dct_reorder(Tensor x, bool field, float scale) -> Tensor");
   m.def("spectral_solve_(Tensor(a!) spectrum, int H, int W, float mean) -> ()");
   m.def("dct_unreorder(Tensor v, ScalarType dtype) -> Tensor");
+  // Geometric multigrid stages (csrc/multigrid.h) on contiguous float32/float64 (..., H, W)
+  // grids with cell widths wy (H,), wx (W,):
+  //   mg_smooth_: one red (color 0, (i+j) even) or black (1) Gauss-Seidel half sweep, in place;
+  //   mg_residual_restrict: f - L u summed over 2x2 children -> (..., ceil(H/2), ceil(W/2));
+  //   mg_prolong_correct_: u += linear interpolation of the coarse e (lo/hi/w per axis).
+  m.def("mg_smooth_(Tensor(a!) u, Tensor f, Tensor wy, Tensor wx, int color) -> ()");
+  m.def("mg_residual_restrict(Tensor u, Tensor f, Tensor wy, Tensor wx) -> Tensor");
+  m.def("mg_prolong_correct_(Tensor(a!) u, Tensor e, Tensor lo_y, Tensor hi_y, Tensor w_y, Tensor lo_x, "
+        "Tensor hi_x, Tensor w_x) -> ()");
 }
 
 // An empty Python module, so that `import gddm_kernels._C` loads the library and runs the

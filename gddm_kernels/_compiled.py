@@ -2,10 +2,14 @@
 behind the same signatures as gddm_kernels.reference: the leading dims are folded into the
 kernels' fixed (B0, B1) batch layout without a copy, and unfolded on the way out."""
 
+from types import SimpleNamespace
+
 import torch
 from torch import Tensor
 
+from . import _multigrid as multigrid
 from ._layout import field_shape, fold_batch
+from ._multigrid import fused_stages
 from ._spectral import dct_solve
 
 
@@ -26,10 +30,34 @@ def laplacian(x: Tensor, scale: float = 1.0) -> Tensor:
 
 def poisson_solve(f: Tensor, mean: float = 0.0) -> Tensor:
     """u with laplacian(u) == f - mean(f), mean(u) == mean, by the fused DCT solve: (..., H, W)."""
-    return dct_solve(f, False, mean, torch.ops.gddm_C)
+    return dct_solve(f, False, mean, _KERNELS)
 
 
 def reconstruct(g: Tensor, mean: float = 0.0) -> Tensor:
     """Least-squares image of a gradient field, divergence fused in: (..., 2, H, W) -> (..., H, W)."""
-    return dct_solve(g, True, mean, torch.ops.gddm_C)
+    return dct_solve(g, True, mean, _KERNELS)
 
+
+# The compiled kernels, looked up at call time (torch.ops.gddm_C.* exist only once _C loaded).
+_KERNELS = SimpleNamespace(
+    dct_reorder=lambda *args: torch.ops.gddm_C.dct_reorder(*args),
+    spectral_solve_=lambda *args: torch.ops.gddm_C.spectral_solve_(*args),
+    dct_unreorder=lambda *args: torch.ops.gddm_C.dct_unreorder(*args),
+    divergence=divergence,
+)
+
+
+_MULTIGRID_STAGES = fused_stages(
+    SimpleNamespace(
+        mg_smooth_=lambda *args: torch.ops.gddm_C.mg_smooth_(*args),
+        mg_residual_restrict=lambda *args: torch.ops.gddm_C.mg_residual_restrict(*args),
+        mg_prolong_correct_=lambda *args: torch.ops.gddm_C.mg_prolong_correct_(*args),
+    ),
+    laplacian,
+)
+
+
+def multigrid_solve(f: Tensor, x0: Tensor | None, tol: float, max_cycles: int, cycle: str,
+                    mean: float) -> tuple[Tensor, Tensor]:
+    """Geometric multigrid with the fused stages: (u, residual history)."""
+    return multigrid.solve(f, x0, tol, max_cycles, cycle, mean, _MULTIGRID_STAGES)

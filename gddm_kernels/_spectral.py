@@ -1,5 +1,6 @@
-"""The fast cosine-transform Poisson solve, shared by the compiled and Triton backends:
-three fused kernels around torch.fft (cuFFT on GPUs, pocketfft on CPUs).
+"""The fast cosine-transform Poisson solve, shared by the compiled and Triton backends.
+
+Large images: three fused kernels around torch.fft (cuFFT on GPUs, pocketfft on CPUs).
 
     v = reorder(x)            scale * x, or 0.25 * divergence(x) for a gradient field,
                               in Makhoul's order, float32 (float64 for float64)   1 pass
@@ -9,7 +10,15 @@ three fused kernels around torch.fft (cuFFT on GPUs, pocketfft on CPUs).
     u = unreorder(irfft2(V))  natural order, input dtype                          torch.fft + 1 pass
 
 The maths is in csrc/poisson.h.
+
+Small images: the DCT as batched products with precomputed cosine matrices,
+u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T, in float64 (float32 products lose ~1e-4 at 256^2,
+float64 ones are exact to ~1e-8 and, at these sizes, still cheap). Which path wins depends on
+size and device: MATMUL_MAX_SIZE holds the crossover measured by benchmarks/bench_poisson.py.
 """
+
+import functools
+import math
 
 import torch
 from torch import Tensor
@@ -17,18 +26,57 @@ from torch import Tensor
 from ._layout import fold_batch
 
 RECONSTRUCT_SCALE = 0.25  # reconstruct(g) = poisson_solve(0.25 * divergence(g))
+# Largest max(H, W) solved by matrix products, per device type (CPU: measured on 2 cores; GPU:
+# FFT path everywhere until measured on the H100).
+MATMUL_MAX_SIZE = {"cpu": 32, "cuda": 0}
 
 
 def dct_solve(x: Tensor, field: bool, mean: float, kernels: object) -> Tensor:
     """poisson_solve(x) (or reconstruct(x) when `field`): (..., H, W).
 
     `kernels` has the three kernels with the signatures of torch.ops.gddm_C:
-    dct_reorder(x, field, scale), spectral_solve_(spectrum, H, W, mean), dct_unreorder(v, dtype).
+    dct_reorder(x, field, scale), spectral_solve_(spectrum, H, W, mean), dct_unreorder(v, dtype),
+    and divergence(g, scale) of the backend (for the small-image path).
     """
     H, W = x.shape[-2:]
+    if max(H, W) <= MATMUL_MAX_SIZE.get(x.device.type, 0):
+        wide = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # round once, at the end
+        f = kernels.divergence(wide, RECONSTRUCT_SCALE) if field else wide
+        return matmul_solve(f, mean).to(x.dtype)
     inner = 3 if field else 2
     v = kernels.dct_reorder(fold_batch(x, inner), field, RECONSTRUCT_SCALE if field else 1.0)
     spectrum = torch.fft.rfft2(v)
     kernels.spectral_solve_(spectrum, H, W, mean)
     u = kernels.dct_unreorder(torch.fft.irfft2(spectrum, s=(H, W)), x.dtype)
     return u.view(*x.shape[: x.dim() - inner], H, W)
+
+
+def _cosine_matrix(n: int, device: torch.device) -> Tensor:
+    """C_N[k, m] = cos(pi k (2m + 1) / 2N), float64."""
+    k = torch.arange(n, dtype=torch.float64, device=device)[:, None]
+    m = torch.arange(n, dtype=torch.float64, device=device)[None, :]
+    return torch.cos(math.pi * k * (2 * m + 1) / (2 * n))
+
+
+@functools.lru_cache(maxsize=64)
+def _solve_matrices(H: int, W: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """C_H, C_W^T, C_H^{-1}, C_W^{-T} and 1 / lambda (0 for the constants), float64."""
+    def inverse(n: int) -> Tensor:
+        weights = torch.full((n,), 2.0 / n, dtype=torch.float64, device=device)
+        weights[0] = 1.0 / n
+        return _cosine_matrix(n, device).T * weights
+
+    p = torch.arange(H, dtype=torch.float64, device=device)[:, None]
+    q = torch.arange(W, dtype=torch.float64, device=device)[None, :]
+    lam = 0.25 * (2 * torch.cos(math.pi * p / H) - 2 + 2 * torch.cos(math.pi * q / W) - 2)
+    lam[0, 0] = math.inf
+    return _cosine_matrix(H, device), _cosine_matrix(W, device).T, inverse(H), inverse(W).T, 1.0 / lam
+
+
+def matmul_solve(f: Tensor, mean: float) -> Tensor:
+    """poisson_solve by cosine-matrix products in float64: (..., H, W) -> contiguous, f's dtype."""
+    H, W = f.shape[-2:]
+    c_h, c_w_t, ci_h, ci_w_t, inv_lam = _solve_matrices(H, W, f.device)
+    spectrum = (c_h @ f.double() @ c_w_t) * inv_lam
+    spectrum[..., 0, 0] = mean * H * W
+    return (ci_h @ spectrum @ ci_w_t).to(f.dtype).contiguous()

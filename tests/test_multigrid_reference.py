@@ -20,14 +20,20 @@ from gddm_kernels.reference.multigrid import (
 
 fft = pytest.importorskip("scipy.fft")
 
+F64 = torch.float64
 REQUIRED_TOL = 1e-6  # the requirement: this relative residual ...
 REQUIRED_CYCLES = 10  # ... within this many V-cycles, at 1024 x 1024
-# A 1024^2 white-noise right-hand side has ||u|| ~ 700 ||f||: even the exact solution rounded to
-# float32 has a relative residual of 6e-6..3e-5 (depending on the draw), so in float32 that case
-# is held to this multiple of its own rounding floor instead of 1e-6.
+# Float32 rounding floor: a 1024^2 white-noise right-hand side has ||u|| ~ 700 ||f||, so even
+# the exact solution rounded to float32 has a relative residual of 6e-6..3e-5 (depending on the
+# draw); for the camera upsampled to 1024^2 it is 1.0e-6. A float32 answer's own residual is
+# held to this multiple of the larger of the tolerance and that floor.
 FLOAT32_FLOOR_FACTOR = 2.0
 HALF_TOL = 1e-4  # float32 arithmetic: its rounding floor on these sizes is about 1e-5
 ODD_SHAPES = [(1, 1), (1, 7), (7, 1), (3, 2), (2, 3), (37, 53), (1, 1025), (65, 3)]
+
+
+def shape_id(shape: tuple[int, int]) -> str:
+    return f"{shape[0]}x{shape[1]}"
 
 
 def dct_solve(f: torch.Tensor) -> torch.Tensor:
@@ -67,66 +73,79 @@ def camera(size: int) -> torch.Tensor:
 
 
 def float32_floor(f: torch.Tensor) -> float:
-    """The relative residual of the exact answer rounded to float32: no float32 u does better."""
+    """The relative residual of the exact answer rounded to float32, about the best any float32
+    u can reach."""
     return relative_residual(dct_solve(f).float(), f)
+
+
+def requirement_input(case: str) -> torch.Tensor:
+    if case == "white-noise-1024":
+        return torch.randn(1024, 1024, dtype=F64)
+    return laplacian(camera(int(case.rsplit("-", 1)[1])))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("case", ["white-noise-1024", "camera-512", "camera-1024"])
 def test_requirement_cycles_to_tolerance(case: str, dtype: torch.dtype) -> None:
-    if case == "white-noise-1024":
-        f = torch.randn(1024, 1024, dtype=torch.float64)
-    else:
-        f = laplacian(camera(int(case.rsplit("-", 1)[1])))
-    tol = REQUIRED_TOL
-    if (dtype, case) == (torch.float32, "white-noise-1024"):
-        # ||u|| ~ 700 ||f|| here: rounding u to float32 alone leaves a residual above 1e-6
-        floor = float32_floor(f)
-        assert floor > REQUIRED_TOL
-        tol = FLOAT32_FLOOR_FACTOR * floor
-    u, history = multigrid_solve(f.to(dtype), tol=tol, max_cycles=REQUIRED_CYCLES, return_history=True)
+    """1e-6 within 10 V-cycles, in float64 and in float32 (float32 cycles, float64 defect
+    correction). The float32 answer is the converged iterate rounded once, so its own residual
+    is bounded by float32's rounding floor instead (test below)."""
+    f = requirement_input(case)
+    u, history = multigrid_solve(f.to(dtype), tol=REQUIRED_TOL, max_cycles=REQUIRED_CYCLES,
+                                 return_history=True)
     assert history.dtype == torch.float64 and history[0] == 1.0
-    assert history[-1] <= tol, f"{case} {dtype}: history {history.tolist()}"
+    assert history[-1] <= REQUIRED_TOL, f"{case} {dtype}: history {history.tolist()}"
     assert len(history) - 1 <= REQUIRED_CYCLES
-    assert relative_residual(u, f) <= 2 * tol  # the true residual, measured in float64
-    assert relative_error(u, dct_solve(f)) < 1e3 * tol
+    floor = float32_floor(f) if dtype == torch.float32 else 0.0
+    assert relative_residual(u, f) <= FLOAT32_FLOOR_FACTOR * max(REQUIRED_TOL, floor)
+    assert relative_error(u, dct_solve(f)) < 1e3 * REQUIRED_TOL
+
+
+@pytest.mark.parametrize("case", ["white-noise-1024", "camera-1024"])
+def test_float32_floor_exceeds_requirement(case: str) -> None:
+    """Why a float32 answer is held to its rounding floor: for these inputs ||u|| / ||f|| is so
+    large that the exact answer rounded to float32 already has a relative residual of about
+    1e-6 or more."""
+    assert float32_floor(requirement_input(case)) > 0.5 * REQUIRED_TOL
 
 
 # ----------------------------------------------------------------------------- contract
 
 
-@pytest.mark.parametrize("shape", ODD_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", ODD_SHAPES, ids=shape_id)
 def test_odd_shapes_match_oracle(shape: tuple[int, int]) -> None:
-    f = torch.randn(shape, dtype=torch.float64)
+    f = torch.randn(shape, dtype=F64)
     u, history = multigrid_solve(f, tol=1e-11, max_cycles=30, mean=0.3, return_history=True)
     assert history[-1] <= 1e-11
     b = f - f.mean()
+    oracle = dct_solve(f)
     torch.testing.assert_close(laplacian(u), b, atol=1e-10 * max(float(b.abs().max()), 1.0), rtol=0)
-    torch.testing.assert_close(u.mean(), torch.tensor(0.3, dtype=torch.float64), atol=1e-12, rtol=0)
-    torch.testing.assert_close(u - 0.3, dct_solve(f), atol=1e-8 * max(float(dct_solve(f).abs().max()), 1.0),
-                               rtol=0)
+    scale = max(float(oracle.abs().max()), 1.0)
+    torch.testing.assert_close(u.mean(), torch.tensor(0.3, dtype=F64), atol=1e-14 * scale, rtol=0)
+    torch.testing.assert_close(u - 0.3, oracle, atol=1e-8 * scale, rtol=0)
 
 
-@pytest.mark.parametrize("shape", [(37, 53), (257, 255), (513, 257)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", [(37, 53), (257, 255), (513, 257)], ids=shape_id)
 def test_odd_shapes_converge_like_even_ones(shape: tuple[int, int]) -> None:
     """Odd sizes (2^k + 1 halves to odd sizes on every level) keep the square-grid V-cycle
     rate: 1e-6 within the required cycle count, and the same oracle answer."""
-    f = torch.randn(shape, dtype=torch.float64)
+    f = torch.randn(shape, dtype=F64)
     u, history = multigrid_solve(f, return_history=True)
     assert history[-1] <= REQUIRED_TOL and len(history) - 1 <= REQUIRED_CYCLES - 3
     assert relative_error(u, dct_solve(f)) < 1e-5
 
 
 def test_recovers_known_solution() -> None:
-    u_true = torch.randn(61, 44, dtype=torch.float64).cumsum(-1).cumsum(-2)
+    u_true = torch.randn(61, 44, dtype=F64).cumsum(-1).cumsum(-2)
     u = multigrid_solve(laplacian(u_true), tol=1e-12, max_cycles=30)
-    torch.testing.assert_close(u, u_true - u_true.mean(), atol=1e-8 * float(u_true.abs().max()), rtol=0)
+    expected = u_true - u_true.mean()
+    torch.testing.assert_close(u, expected, atol=1e-8 * float(u_true.abs().max()), rtol=0)
 
 
 @pytest.mark.parametrize("lead", [(), (3,), (2, 2)], ids=["rank0", "rank1", "rank2"])
 def test_batch_dims_are_independent_images(lead: tuple[int, ...]) -> None:
-    f = torch.randn(*lead, 33, 20, dtype=torch.float64)
-    f = f * torch.logspace(-3, 3, f[..., 0, 0].numel(), dtype=torch.float64).reshape(*lead, 1, 1)
+    f = torch.randn(*lead, 33, 20, dtype=F64)
+    f = f * torch.logspace(-3, 3, f[..., 0, 0].numel(), dtype=F64).reshape(*lead, 1, 1)
     u, history = multigrid_solve(f, tol=1e-10, max_cycles=30, return_history=True)
     assert u.shape == f.shape and history[-1] <= 1e-10
     for index in np.ndindex(*lead):
@@ -156,7 +175,7 @@ def test_low_precision_inputs(dtype: torch.dtype) -> None:
 
 
 def test_warm_start_needs_fewer_cycles() -> None:
-    f = torch.randn(129, 100, dtype=torch.float64)
+    f = torch.randn(129, 100, dtype=F64)
     rough = multigrid_solve(f, tol=1e-3)
     _, cold = multigrid_solve(f, tol=1e-9, max_cycles=30, return_history=True)
     u, warm = multigrid_solve(f, tol=1e-9, max_cycles=30, x0=rough + 7.0, return_history=True)
@@ -166,17 +185,17 @@ def test_warm_start_needs_fewer_cycles() -> None:
 
 
 def test_already_converged_guess_runs_no_cycle() -> None:
-    f = torch.randn(40, 40, dtype=torch.float64)
+    f = torch.randn(40, 40, dtype=F64)
     u, history = multigrid_solve(f, x0=dct_solve(f), return_history=True)
     assert len(history) == 1 and history[0] <= 1e-12
 
 
-@pytest.mark.parametrize("shape", [(256, 263), (101, 77)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", [(256, 263), (101, 77)], ids=shape_id)
 def test_full_multigrid(shape: tuple[int, int]) -> None:
     """For a smooth solution one FMG cycle is far more accurate than one V-cycle (its error is
     of the order of the discretisation error), and FMG converges in no more cycles."""
-    y = torch.linspace(0, 1, shape[0], dtype=torch.float64)[:, None]
-    x = torch.linspace(0, 1, shape[1], dtype=torch.float64)[None, :]
+    y = torch.linspace(0, 1, shape[0], dtype=F64)[:, None]
+    x = torch.linspace(0, 1, shape[1], dtype=F64)[None, :]
     u_true = torch.exp(-((x - 0.3) ** 2 + (y - 0.6) ** 2) / 0.05)
     f, exact = laplacian(u_true), u_true - u_true.mean()
     fmg_1, fmg = multigrid_solve(f, cycle="FMG", tol=0.0, max_cycles=1, return_history=True)
@@ -190,7 +209,7 @@ def test_full_multigrid(shape: tuple[int, int]) -> None:
 
 
 def test_cycles_cap_and_history() -> None:
-    f = torch.randn(3, 50, 50, dtype=torch.float64)
+    f = torch.randn(3, 50, 50, dtype=F64)
     _, history = multigrid_solve(f, tol=0.0, max_cycles=4, return_history=True)
     assert history.shape == (5,) and bool((history[1:] < history[:-1]).all())
     u, history = multigrid_solve(f, max_cycles=0, return_history=True)
@@ -209,6 +228,13 @@ def test_argument_errors() -> None:
         multigrid_solve(torch.randn(8))
     with pytest.raises(ValueError, match=">= 0"):
         multigrid_solve(f, max_cycles=-1)
+    with pytest.raises(ValueError, match=">= 1"):
+        multigrid_solve(torch.randn(3, 0, 4))
+
+
+def test_empty_batch() -> None:
+    u, history = multigrid_solve(torch.randn(0, 5, 6), return_history=True)
+    assert u.shape == (0, 5, 6) and history.tolist() == [0.0]
 
 
 # ----------------------------------------------------------------------------- stages
@@ -221,69 +247,75 @@ def test_coarse_shape() -> None:
     assert coarse_shape(1, 1) == (1, 1)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (37, 53)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (37, 53)], ids=shape_id)
 def test_finest_operator_is_the_paper_laplacian(shape: tuple[int, int]) -> None:
-    u = torch.randn(2, *shape, dtype=torch.float64)
-    torch.testing.assert_close(apply_operator(u, build_hierarchy(*shape)), laplacian(u), atol=1e-14, rtol=0)
+    u = torch.randn(2, *shape, dtype=F64)
+    finest = build_hierarchy(*shape)
+    torch.testing.assert_close(apply_operator(u, finest), laplacian(u), atol=1e-14, rtol=0)
 
 
 def test_coarse_operator_of_even_sizes_is_the_paper_stencil() -> None:
     """Equal coarse cells: every face coefficient is the paper's 1/4 again."""
     level = build_hierarchy(64, 32).coarse.coarse
     assert level.shape == (16, 8)
-    u = torch.randn(16, 8, dtype=torch.float64)
+    u = torch.randn(16, 8, dtype=F64)
     torch.testing.assert_close(apply_operator(u, level), laplacian(u), atol=1e-14, rtol=0)
 
 
-@pytest.mark.parametrize("shape", [(16, 16), (37, 53), (1, 7), (5, 1)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", [(16, 16), (37, 53), (1, 7), (5, 1)], ids=shape_id)
 def test_residual_restrict_sums_children(shape: tuple[int, int]) -> None:
     """The coarse right-hand side sums the fine residual over 2x2 children (odd edges: fewer),
     so its total equals the fine residual's total."""
-    u, f = torch.randn(2, *shape, dtype=torch.float64), torch.randn(2, *shape, dtype=torch.float64)
+    u, f = torch.randn(2, *shape, dtype=F64), torch.randn(2, *shape, dtype=F64)
     coarse = residual_restrict(u, f)
     assert coarse.shape == (2, *coarse_shape(*shape))
     r = f - laplacian(u)
-    torch.testing.assert_close(coarse.sum(dim=(-2, -1)), r.sum(dim=(-2, -1)), atol=1e-12, rtol=0)
-    torch.testing.assert_close(coarse[..., 0, 0], r[..., :2, :2].sum(dim=(-2, -1)), atol=1e-12, rtol=0)
+    total = r.sum(dim=(-2, -1))
+    torch.testing.assert_close(coarse.sum(dim=(-2, -1)), total, atol=1e-12, rtol=0)
+    first = r[..., :2, :2].sum(dim=(-2, -1))
+    torch.testing.assert_close(coarse[..., 0, 0], first, atol=1e-12, rtol=0)
 
 
 def test_prolongation_is_bilinear_on_equal_cells() -> None:
     """A coarse unit impulse away from the boundary spreads to the 4x4 fine cells around it
     with weights (1/4, 3/4, 3/4, 1/4) along each axis: 9/16, 3/16, 3/16, 1/16 per fine cell."""
-    impulse = torch.zeros(4, 4, dtype=torch.float64)
+    impulse = torch.zeros(4, 4, dtype=F64)
     impulse[1, 2] = 1.0
-    fine = prolong_correct(torch.zeros(8, 8, dtype=torch.float64), impulse)
-    axis = torch.tensor([0.25, 0.75, 0.75, 0.25], dtype=torch.float64)
-    expected = torch.zeros(8, 8, dtype=torch.float64)
+    fine = prolong_correct(torch.zeros(8, 8, dtype=F64), impulse)
+    axis = torch.tensor([0.25, 0.75, 0.75, 0.25], dtype=F64)
+    expected = torch.zeros(8, 8, dtype=F64)
     expected[1:5, 3:7] = torch.outer(axis, axis)
     torch.testing.assert_close(fine, expected, atol=1e-15, rtol=0)
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (37, 53), (1, 7), (3, 2)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", [(8, 8), (37, 53), (1, 7), (3, 2)], ids=shape_id)
 def test_prolongation_keeps_constants_and_linear_ramps(shape: tuple[int, int]) -> None:
     """Interpolation reproduces constants everywhere, and a linear ramp in the interior."""
     Hc, Wc = coarse_shape(*shape)
-    fine = prolong_correct(torch.ones(shape, dtype=torch.float64), torch.full((Hc, Wc), 2.0, dtype=torch.float64))
-    torch.testing.assert_close(fine, torch.full(shape, 3.0, dtype=torch.float64), atol=1e-14, rtol=0)
+    fine = prolong_correct(torch.ones(shape, dtype=F64), torch.full((Hc, Wc), 2.0, dtype=F64))
+    torch.testing.assert_close(fine, torch.full(shape, 3.0, dtype=F64), atol=1e-14, rtol=0)
     if shape == (8, 8):
-        ramp = 2.0 * torch.arange(Wc, dtype=torch.float64) + 0.5  # coarse centres in fine units
-        fine = prolong_correct(torch.zeros(shape, dtype=torch.float64), ramp.expand(Hc, Wc))
-        torch.testing.assert_close(fine[0, 1:-1], torch.arange(1, 7, dtype=torch.float64), atol=1e-14, rtol=0)
+        # pixel j spans [j, j + 1): the ramp x sampled at coarse centres 2J + 1 interpolates
+        # to the fine centres j + 0.5 away from the first and last pixel
+        ramp = 2.0 * torch.arange(Wc, dtype=F64) + 1.0
+        fine = prolong_correct(torch.zeros(shape, dtype=F64), ramp.expand(Hc, Wc))
+        centres = torch.arange(1, 7, dtype=F64) + 0.5
+        torch.testing.assert_close(fine[0, 1:-1], centres, atol=1e-14, rtol=0)
 
 
 def test_smooth_damps_high_frequencies() -> None:
     """Two red-black sweeps cut the residual of a rough error tenfold and leave a smooth error
     (the lowest cosine mode) to the coarse grid."""
-    zero = torch.zeros(64, 64, dtype=torch.float64)
-    rough = torch.randn(64, 64, dtype=torch.float64)
-    centres = (torch.arange(64, dtype=torch.float64) + 0.5) / 64
+    zero = torch.zeros(64, 64, dtype=F64)
+    rough = torch.randn(64, 64, dtype=F64)
+    centres = (torch.arange(64, dtype=F64) + 0.5) / 64
     gentle = torch.outer(torch.cos(torch.pi * centres), torch.cos(torch.pi * centres))
     assert laplacian(smooth(rough, zero, 2)).norm() < 0.1 * laplacian(rough).norm()
     assert smooth(gentle, zero, 2).norm() > 0.99 * gentle.norm()
 
 
 def test_v_cycle_contracts_error() -> None:
-    f = torch.randn(100, 90, dtype=torch.float64)
+    f = torch.randn(100, 90, dtype=F64)
     f = f - f.mean()
     exact = dct_solve(f)
     u = torch.zeros_like(f)

@@ -9,7 +9,7 @@ import scipy.fft
 import torch
 
 import gddm_kernels as gk
-from gddm_kernels import reference
+from gddm_kernels import _spectral, reference
 
 from conftest import FAST_CASES, HAS_CUDA, supports
 
@@ -66,10 +66,20 @@ def test_fast_solve_matches_scipy_float64(hw, backend):
     assert relative_error(u, torch.from_numpy(scipy_solve(f.numpy()))) < 1e-10
 
 
+@pytest.fixture(params=["fft", "matmul"])
+def dct_path(request, monkeypatch) -> str:
+    """Forces the FFT path or the cosine-matrix path of the DCT solve for every size."""
+    limit = 0 if request.param == "fft" else 1 << 30
+    monkeypatch.setattr(_spectral, "MATMUL_MAX_SIZE", {"cpu": limit, "cuda": limit})
+    return request.param
+
+
 @pytest.mark.parametrize("backend,device", FAST_CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("hw", SHAPES, ids=str)
-def test_solve_and_reconstruct_match_reference(hw, dtype, backend, device):
+def test_solve_and_reconstruct_match_reference(hw, dtype, backend, device, dct_path):
+    if dct_path == "matmul" and (backend != "cpu" or hw[0] * hw[1] > INTERPRETER_MAX_PIXELS):
+        pytest.skip("the cosine-matrix path is plain torch: checked once, on small sizes")
     if not supports(backend, dtype):
         pytest.skip(f"{backend} does not support {dtype}")
     if backend == "triton" and device == "cpu" and hw[0] * hw[1] > INTERPRETER_MAX_PIXELS:

@@ -55,15 +55,19 @@ Stages, each a small function that a fused kernel can replace one-to-one: `smoot
 `residual_restrict`, `prolong_correct`, plus `coarse_shape` and `v_cycle`. They take the
 `Level` they run on; without one they use the finest level of `u`'s shape.
 
-Precision: float64 and float32 arithmetic; float16/bfloat16 inputs are solved in float32 and
-the answer is returned in the input dtype. A tolerance below the rounding floor of the
-working dtype (about eps * ||u|| / ||f||; for a 1024x1024 white-noise right-hand side in
-float32 even the exact solution rounded to float32 has a relative residual of 6e-6) cannot
-be met; the solver then stops after `max_cycles`.
+Precision: the cycles run in float64 for float64 input and in float32 otherwise (float16 and
+bfloat16 inputs too); the iterate and its residual are kept in float64 and each cycle solves
+the correction equation (defect correction). So float32 cycles reach relative residuals far
+below float32's own rounding floor (about eps * ||u|| / ||f||: for a 1024x1024 white-noise
+right-hand side, the exact solution rounded to float32 has a relative residual of 6e-6), and
+the reported history is that of the float64 iterate; the answer is rounded once to the input
+dtype at the end.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -101,6 +105,8 @@ class Level:
     """
 
     shape: tuple[int, int]
+    widths_y: Tensor  # (H,) cell heights, working dtype (what the fused kernels read)
+    widths_x: Tensor  # (W,) cell widths
     face_y: Tensor
     face_x: Tensor
     red_step: Tensor
@@ -170,13 +176,16 @@ def _build_level(widths_y: Tensor, widths_x: Tensor, dtype: torch.dtype) -> Leve
     diagonal[1:, :] += face_y
     diagonal[:, :-1] += face_x
     diagonal[:, 1:] += face_x
-    inv_diagonal = torch.where(diagonal > 0, 1.0 / torch.where(diagonal > 0, diagonal, 1.0), 0.0)
+    has_faces = diagonal > 0  # False only on a 1x1 level
+    inv_diagonal = torch.where(has_faces, 1.0 / torch.where(has_faces, diagonal, 1.0), 0.0)
     rows = torch.arange(H, device=device)[:, None]
     cols = torch.arange(W, device=device)[None, :]
     red = (rows + cols) % 2 == 0
 
     fields = dict(
         shape=(H, W),
+        widths_y=widths_y.to(dtype),
+        widths_x=widths_x.to(dtype),
         face_y=face_y.to(dtype),
         face_x=face_x.to(dtype),
         red_step=torch.where(red, inv_diagonal, 0.0).to(dtype),
@@ -195,16 +204,19 @@ def _build_level(widths_y: Tensor, widths_x: Tensor, dtype: torch.dtype) -> Leve
     )
 
 
+@functools.lru_cache(maxsize=16)
 def build_hierarchy(H: int, W: int, dtype: torch.dtype = torch.float64,
                     device: torch.device | str = "cpu") -> Level:
     """The finest level of an H x W image (unit cell widths) with all its coarser levels,
-    coefficients in `dtype` on `device`."""
+    coefficients in `dtype` on `device`. Cached: its tensors are read-only."""
     unit = dict(dtype=torch.float64, device=device)
     return _build_level(torch.ones(H, **unit), torch.ones(W, **unit), dtype)
 
 
 def _level_of(u: Tensor, level: Level | None) -> Level:
-    return level if level is not None else build_hierarchy(u.shape[-2], u.shape[-1], u.dtype, u.device)
+    if level is not None:
+        return level
+    return build_hierarchy(u.shape[-2], u.shape[-1], u.dtype, u.device)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -226,9 +238,9 @@ def apply_operator(u: Tensor, level: Level) -> Tensor:
 def smooth(u: Tensor, f: Tensor, sweeps: int, level: Level | None = None) -> Tensor:
     """`sweeps` red-black Gauss-Seidel sweeps on L u = f: (..., H, W) -> (..., H, W).
 
-    Each half sweep sets the cells of one colour to the value that zeroes their residual,
-    u[c] -= (f - L u)[c] / diag(-L)[c] (L has the negative diagonal -diag(-L)); cells of one colour do not touch each other, so this is
-    exact Gauss-Seidel.
+    Each half sweep gives the cells of one colour the value that zeroes their residual:
+    u[c] -= (f - L u)[c] / d[c], where -d is the (negative) diagonal of L. Cells of one colour
+    do not touch each other, so updating them all at once is exact Gauss-Seidel.
     """
     level = _level_of(u, level)
     for _ in range(sweeps):
@@ -268,8 +280,23 @@ def _coarsest_correct(u: Tensor, f: Tensor, level: Level) -> Tensor:
     return u + (r @ level.pinv).to(u.dtype).reshape(u.shape)
 
 
-def v_cycle(u: Tensor, f: Tensor, level: Level | None = None, *,
-            pre_smooth: int = 2, post_smooth: int = 2) -> Tensor:
+@dataclass(frozen=True)
+class Stages:
+    """The stages a cycle is made of. The reference passes the functions above; the fast
+    backends pass fused kernels with the same signatures and maths (they may update `u` in
+    place and return it). `laplacian` measures the finest-level residual."""
+
+    smooth: Callable[[Tensor, Tensor, int, Level], Tensor]
+    residual_restrict: Callable[[Tensor, Tensor, Level], Tensor]
+    prolong_correct: Callable[[Tensor, Tensor, Level], Tensor]
+    laplacian: Callable[[Tensor], Tensor]
+
+
+REFERENCE_STAGES = Stages(smooth, residual_restrict, prolong_correct, laplacian)
+
+
+def v_cycle(u: Tensor, f: Tensor, level: Level | None = None, *, pre_smooth: int = 2,
+            post_smooth: int = 2, stages: Stages = REFERENCE_STAGES) -> Tensor:
     """One V(pre_smooth, post_smooth)-cycle on L u = f: (..., H, W) -> (..., H, W).
 
     Smooth, restrict the residual, solve the coarse correction equation L_c e = r_c by one
@@ -278,16 +305,16 @@ def v_cycle(u: Tensor, f: Tensor, level: Level | None = None, *,
     level = _level_of(u, level)
     if level.coarse is None:
         return _coarsest_correct(u, f, level)
-    u = smooth(u, f, pre_smooth, level)
-    f_coarse = residual_restrict(u, f, level)
+    u = stages.smooth(u, f, pre_smooth, level)
+    f_coarse = stages.residual_restrict(u, f, level)
     e_coarse = v_cycle(torch.zeros_like(f_coarse), f_coarse, level.coarse,
-                       pre_smooth=pre_smooth, post_smooth=post_smooth)
-    u = prolong_correct(u, e_coarse, level)
-    return smooth(u, f, post_smooth, level)
+                       pre_smooth=pre_smooth, post_smooth=post_smooth, stages=stages)
+    u = stages.prolong_correct(u, e_coarse, level)
+    return stages.smooth(u, f, post_smooth, level)
 
 
-def fmg_cycle(u: Tensor, f: Tensor, level: Level | None = None, *,
-              pre_smooth: int = 2, post_smooth: int = 2) -> Tensor:
+def fmg_cycle(u: Tensor, f: Tensor, level: Level | None = None, *, pre_smooth: int = 2,
+              post_smooth: int = 2, stages: Stages = REFERENCE_STAGES) -> Tensor:
     """One full-multigrid cycle on L u = f: (..., H, W) -> (..., H, W).
 
     The coarse correction equation L_c e = r_c is solved by a full-multigrid cycle from zero
@@ -298,11 +325,11 @@ def fmg_cycle(u: Tensor, f: Tensor, level: Level | None = None, *,
     level = _level_of(u, level)
     if level.coarse is None:
         return _coarsest_correct(u, f, level)
-    f_coarse = residual_restrict(u, f, level)
+    f_coarse = stages.residual_restrict(u, f, level)
     e_coarse = fmg_cycle(torch.zeros_like(f_coarse), f_coarse, level.coarse,
-                         pre_smooth=pre_smooth, post_smooth=post_smooth)
-    return v_cycle(prolong_correct(u, e_coarse, level), f, level,
-                   pre_smooth=pre_smooth, post_smooth=post_smooth)
+                         pre_smooth=pre_smooth, post_smooth=post_smooth, stages=stages)
+    return v_cycle(stages.prolong_correct(u, e_coarse, level), f, level,
+                   pre_smooth=pre_smooth, post_smooth=post_smooth, stages=stages)
 
 
 # ----------------------------------------------------------------------------- solver
@@ -312,11 +339,12 @@ def _zero_mean(x: Tensor) -> Tensor:
     return x - x.mean(dim=(-2, -1), keepdim=True)
 
 
-def relative_residual(u: Tensor, b: Tensor, b_norm: Tensor) -> float:
-    """max over the batch of ||b - laplacian(u)|| / ||b|| per image (the absolute residual
-    norm for an image whose b is 0)."""
-    r_norm = torch.linalg.vector_norm(b - laplacian(u), dim=(-2, -1))
-    return float((r_norm / torch.where(b_norm > 0, b_norm, 1.0)).max())
+def relative_residuals(r: Tensor, b_norm: Tensor) -> float:
+    """max over the batch of ||r|| / ||b|| per image (the absolute residual norm for an image
+    whose b is 0)."""
+    r_norm = torch.linalg.vector_norm(r, dim=(-2, -1))
+    ratio = r_norm / torch.where(b_norm > 0, b_norm, 1.0)
+    return float(ratio.max()) if ratio.numel() else 0.0
 
 
 def multigrid_solve(
@@ -330,6 +358,7 @@ def multigrid_solve(
     post_smooth: int = 2,
     mean: float = 0.0,
     return_history: bool = False,
+    stages: Stages = REFERENCE_STAGES,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Solve laplacian(u) == f - mean(f) with mean(u) == `mean` by geometric multigrid.
 
@@ -345,6 +374,7 @@ def multigrid_solve(
         mean: the mean of the returned u.
         return_history: also return the relative residual before the first cycle and after
             each cycle, a 1-D float64 tensor.
+        stages: the cycle's stages (fused kernels of a fast backend; default the reference).
     Returns:
         u of f's shape and dtype, or (u, history).
     """
@@ -353,25 +383,36 @@ def multigrid_solve(
         raise ValueError(f"gddm.{OP_NAME}: argument `cycle` must be one of {CYCLES}, got {cycle!r}")
     if x0 is not None and check_image(x0, OP_NAME, "x0").shape != f.shape:
         raise ValueError(
-            f"gddm.{OP_NAME}: argument `x0` must have f's shape {tuple(f.shape)}, got {tuple(x0.shape)}"
+            f"gddm.{OP_NAME}: argument `x0` must have f's shape {tuple(f.shape)}, "
+            f"got {tuple(x0.shape)}"
         )
+    if f.shape[-2] == 0 or f.shape[-1] == 0:
+        raise ValueError(f"gddm.{OP_NAME}: images must have H, W >= 1, got shape {tuple(f.shape)}")
     if tol < 0 or max_cycles < 0 or pre_smooth < 0 or post_smooth < 0:
-        raise ValueError(f"gddm.{OP_NAME}: tol, max_cycles, pre_smooth and post_smooth must be >= 0")
+        raise ValueError(
+            f"gddm.{OP_NAME}: tol, max_cycles, pre_smooth and post_smooth must be >= 0"
+        )
 
+    # Defect correction: the iterate and its residual are kept in float64, each cycle solves
+    # the correction equation L e = r in the working dtype. Float32 cycles then still reach
+    # residuals far below float32's own floor (~eps * ||u|| / ||f||), at the cost of one
+    # float64 residual pass per cycle.
     work = torch.float64 if f.dtype == torch.float64 else torch.float32
-    b = _zero_mean(f.to(work))
-    u = torch.zeros_like(b) if x0 is None else _zero_mean(x0.to(work))
+    b = _zero_mean(f.double())
+    u = torch.zeros_like(b) if x0 is None else _zero_mean(x0.double())
     b_norm = torch.linalg.vector_norm(b, dim=(-2, -1))
-    history = [relative_residual(u, b, b_norm)]
-    if history[0] > tol:
-        level = build_hierarchy(f.shape[-2], f.shape[-1], work, f.device)
-        first = fmg_cycle if cycle == "FMG" else v_cycle
-        for n in range(max_cycles):
-            step = first if n == 0 else v_cycle
-            u = _zero_mean(step(u, b, level, pre_smooth=pre_smooth, post_smooth=post_smooth))
-            history.append(relative_residual(u, b, b_norm))
-            if history[-1] <= tol:
-                break
+    r = b - stages.laplacian(u)
+    history = [relative_residuals(r, b_norm)]
+    level = build_hierarchy(f.shape[-2], f.shape[-1], work, f.device)
+    for n in range(max_cycles):
+        if history[-1] <= tol:
+            break
+        step = fmg_cycle if cycle == "FMG" and n == 0 else v_cycle
+        rw = r.to(work)
+        e = step(torch.zeros_like(rw), rw, level, pre_smooth=pre_smooth, post_smooth=post_smooth, stages=stages)
+        u = _zero_mean(u + e.double())
+        r = b - stages.laplacian(u)
+        history.append(relative_residuals(r, b_norm))
     u = (u + mean).to(f.dtype)
     if return_history:
         return u, torch.tensor(history, dtype=torch.float64)

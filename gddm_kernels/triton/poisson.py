@@ -10,7 +10,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .._spectral import dct_solve
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _tile
+from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _tile, divergence
 
 @triton.jit
 def _dct_source(m, N):
@@ -144,7 +144,8 @@ def dct_unreorder(v: Tensor, dtype: torch.dtype) -> Tensor:
     return out
 
 
-_KERNELS = SimpleNamespace(dct_reorder=dct_reorder, spectral_solve_=spectral_solve_, dct_unreorder=dct_unreorder)
+_KERNELS = SimpleNamespace(dct_reorder=dct_reorder, spectral_solve_=spectral_solve_, dct_unreorder=dct_unreorder,
+                           divergence=divergence)
 
 
 def poisson_solve(f: Tensor, mean: float = 0.0) -> Tensor:
