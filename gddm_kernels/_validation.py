@@ -43,3 +43,26 @@ def check_field(g: object, op: str, arg: str = "g") -> Tensor:
         )
     return g
 
+
+
+MULTIGRID_CYCLES = ("V", "FMG")
+
+
+def check_multigrid_args(f: object, x0: object, tol: object, max_cycles: object, cycle: object) -> None:
+    """Arguments of the multigrid solve: images f, an optional initial guess of f's shape,
+    dtype class and device, tol > 0, max_cycles >= 1, a known cycle type."""
+    op = "poisson_solve"
+    f = check_image(f, op, "f")
+    if x0 is not None:
+        x0 = check_image(x0, op, "x0")
+        if x0.shape != f.shape or x0.device != f.device:
+            raise ValueError(
+                f"gddm.{op}: argument `x0` must match `f` in shape and device, got {tuple(x0.shape)} on "
+                f"{x0.device} for f {tuple(f.shape)} on {f.device}"
+            )
+    if not isinstance(tol, (int, float)) or not tol > 0:
+        raise ValueError(f"gddm.{op}: argument `tol` must be a number > 0, got {tol!r}")
+    if not isinstance(max_cycles, int) or max_cycles < 1:
+        raise ValueError(f"gddm.{op}: argument `max_cycles` must be an integer >= 1, got {max_cycles!r}")
+    if cycle not in MULTIGRID_CYCLES:
+        raise ValueError(f"gddm.{op}: argument `cycle` must be one of {MULTIGRID_CYCLES}, got {cycle!r}")
