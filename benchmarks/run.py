@@ -8,8 +8,11 @@ import argparse
 
 import torch
 
-from . import bench_stencils
+from . import bench_multigrid, bench_poisson, bench_stencils
 from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
+
+
+SUITES = {"stencils": bench_stencils, "poisson": bench_poisson, "multigrid": bench_multigrid}
 
 
 def main() -> None:
@@ -19,16 +22,24 @@ def main() -> None:
                         help="device to benchmark (default: cuda when a GPU is visible)")
     parser.add_argument("--quick", action="store_true",
                         help="only the smallest shape of each case (a smoke run)")
+    parser.add_argument("--suites", nargs="+", choices=list(SUITES), default=list(SUITES),
+                        help="suites to run (default: all)")
     args = parser.parse_args()
     if args.quick:
         bench_stencils.SHAPES[args.device] = bench_stencils.SHAPES[args.device][:1]
+        bench_poisson.SQUARE_SIZES[args.device] = bench_poisson.SQUARE_SIZES[args.device][:1]
+        bench_poisson.BATCHED_SHAPES[args.device] = []
+        bench_multigrid.SIZES[args.device] = bench_multigrid.SIZES[args.device][:1]
+        bench_multigrid.CROSSOVER_SIZES = bench_multigrid.CROSSOVER_SIZES[:2]
 
     env = environment(args.device)
     copy_gbps = copy_bandwidth_gbps(args.device)
     print(f"device: {env.get('gpu', env['cpu'])}, measured copy bandwidth {copy_gbps:.1f} GB/s")
-    records = bench_stencils.run(args.device, copy_gbps)
+    records = [r for name in args.suites for r in SUITES[name].run(args.device, copy_gbps)]
     add_speedups(records)
     print(table(records))
+    if "poisson" in args.suites:
+        print(bench_poisson.summary(records))
     path = write_results(result_name(args.device), env, copy_gbps, records)
     print(f"results written to {path} and {path.with_suffix('.md')}")
 

@@ -71,17 +71,19 @@ GDDM_HD acc_t laplacian_eigenvalue(Twiddle<acc_t> tp, Twiddle<acc_t> tq) {
 
 // The whole middle step of the solve for rows p and H-p at column q of the half spectrum:
 // Va = V[p, q], Vb = V[(H-p) % H, q] in; Za = Z[p, q], Zb = Z[H-p, q] out (Zb unused for p=0).
-// tp, tq: twiddles of p and q; `mean`: the solution's mean (its DC coefficient / (H W)).
+// tp, tq: twiddles of p and q. row_mirror = p > 0 and col_mirror = q > 0 (an index equal to H
+// or W holds no coefficient); at p = q = 0 the constants' coefficient is `dc` = mean * H * W
+// instead of a division by the zero eigenvalue. Callers that know the flags (interior loops)
+// pass constants, so the branches fold away and the loop vectorises.
 template <typename acc_t>
-GDDM_HD void spectral_solve_pair(Cplx<acc_t> Va, Cplx<acc_t> Vb, int64_t p, int64_t q, int64_t H,
-                                 int64_t W, Twiddle<acc_t> tp, Twiddle<acc_t> tq, acc_t mean,
-                                 Cplx<acc_t>& Za, Cplx<acc_t>& Zb) {
+GDDM_HD void spectral_solve_pair(Cplx<acc_t> Va, Cplx<acc_t> Vb, Twiddle<acc_t> tp, Twiddle<acc_t> tq,
+                                 bool row_mirror, bool col_mirror, acc_t dc, Cplx<acc_t>& Za,
+                                 Cplx<acc_t>& Zb) {
   const Twiddle<acc_t> tp_m = tp.mirrored(), tq_m = tq.mirrored();
-  const bool row_mirror = p > 0, col_mirror = q > 0;  // index H (or W) holds no coefficient
   // Y = X / lambda at (p,q), (H-p,q), (p,W-q), (H-p,W-q).
-  const acc_t y_pq = (p == 0 && q == 0)
-                         ? mean * acc_t(H) * acc_t(W)
-                         : dct_coefficient(Va, conj(Vb), tp, tq) / laplacian_eigenvalue(tp, tq);
+  const acc_t y_pq = (row_mirror || col_mirror)
+                         ? dct_coefficient(Va, conj(Vb), tp, tq) / laplacian_eigenvalue(tp, tq)
+                         : dc;
   const acc_t y_mq = row_mirror ? dct_coefficient(Vb, conj(Va), tp_m, tq) / laplacian_eigenvalue(tp_m, tq) : acc_t(0);
   const acc_t y_pm = col_mirror ? dct_coefficient(conj(Vb), Va, tp, tq_m) / laplacian_eigenvalue(tp, tq_m) : acc_t(0);
   const acc_t y_mm = (row_mirror && col_mirror)

@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "../image_batch.h"
@@ -72,11 +73,21 @@ void spectral_solve_cpu(at::Tensor& spectrum, int64_t H, int64_t W, double mean)
         const int64_t n = r / pairs, p = r % pairs, p_m = (H - p) % H;
         Cplx<acc_t>* row_a = z + (n * H + p) * Wh;
         Cplx<acc_t>* row_b = z + (n * H + p_m) * Wh;
-        for (int64_t q = 0; q < Wh; ++q) {
+        const bool write_b = p > 0 && p_m != p;
+        const acc_t dc = acc_t(mean) * acc_t(H) * acc_t(W);
+        // The mirror flags as compile-time constants, so the interior loops are branch-free.
+        auto solve = [&](int64_t q, auto row_mirror, auto col_mirror) {
           Cplx<acc_t> za, zb;
-          spectral_solve_pair(row_a[q], row_b[q], p, q, H, W, t1[p], t2[q], acc_t(mean), za, zb);
+          spectral_solve_pair(row_a[q], row_b[q], t1[p], t2[q], bool(row_mirror), bool(col_mirror), dc, za, zb);
           row_a[q] = za;
-          if (p > 0 && p_m != p) row_b[q] = zb;
+          if (write_b) row_b[q] = zb;
+        };
+        if (p > 0) {
+          solve(0, std::true_type{}, std::false_type{});
+          for (int64_t q = 1; q < Wh; ++q) solve(q, std::true_type{}, std::true_type{});
+        } else {
+          solve(0, std::false_type{}, std::false_type{});
+          for (int64_t q = 1; q < Wh; ++q) solve(q, std::false_type{}, std::true_type{});
         }
       }
     });

@@ -58,7 +58,7 @@ __global__ void spectral_solve_kernel(Cplx<acc_t>* __restrict__ z, int64_t batch
     Cplx<acc_t>* a = z + (n * H + p) * Wh + q;
     Cplx<acc_t>* b = z + (n * H + p_m) * Wh + q;
     Cplx<acc_t> za, zb;
-    spectral_solve_pair(*a, *b, p, q, H, W, tp, tq, mean, za, zb);
+    spectral_solve_pair(*a, *b, tp, tq, p > 0, q > 0, mean * acc_t(H) * acc_t(W), za, zb);
     *a = za;
     if (p > 0 && p_m != p) *b = zb;
   }
