@@ -28,6 +28,17 @@ TORCH_LIBRARY(gddm_C, m) {
   m.def("mg_residual_restrict(Tensor u, Tensor f, Tensor wy, Tensor wx) -> Tensor");
   m.def("mg_prolong_correct_(Tensor(a!) u, Tensor e, Tensor lo_y, Tensor hi_y, Tensor w_y, Tensor lo_x, "
         "Tensor hi_x, Tensor w_x) -> ()");
+  // Fused diffusion kernels (csrc/diffusion.h) on contiguous tensors whose dim 0 is the sample:
+  //   add_noise: x0 (B, ..., H, W), coefs (B, 2) = (sqrt(g), noise scale) in the arithmetic dtype,
+  //     domain 0/1/2 = image/gradient/laplacian, exact noise model or not; the noise is `noise`
+  //     or generated from `seed` (an int64 (1,) tensor on the device); returns (x_t, noise
+  //     written when write_noise and generated, else an empty tensor);
+  //   diffusion_step: the generic affine step with per-sample coefs (B, 11); returns (x_prev,
+  //     x0 when write_x0 else an empty tensor).
+  m.def("add_noise(Tensor x0, Tensor coefs, int domain, bool exact, Tensor? noise, Tensor? seed, "
+        "bool write_noise) -> (Tensor, Tensor)");
+  m.def("diffusion_step(Tensor x, Tensor m, Tensor? m_uncond, Tensor? m2, Tensor? m2_uncond, Tensor? prev_x0, "
+        "Tensor coefs, float guidance, float clip, Tensor? noise, Tensor? seed, bool write_x0) -> (Tensor, Tensor)");
 }
 
 // An empty Python module, so that `import gddm_kernels._C` loads the library and runs the

@@ -10,6 +10,9 @@ from torch import Tensor
 from . import _multigrid as multigrid
 from ._layout import field_shape, fold_batch
 from ._multigrid import fused_stages
+from .reference.diffusion_kernels import DOMAINS
+
+DOMAIN_CODES = {name: code for code, name in enumerate(DOMAINS)}  # csrc/diffusion.h's Domain
 from ._spectral import dct_solve
 
 
@@ -61,3 +64,17 @@ def multigrid_solve(f: Tensor, x0: Tensor | None, tol: float, max_cycles: int, c
                     mean: float) -> tuple[Tensor, Tensor]:
     """Geometric multigrid with the fused stages: (u, residual history)."""
     return multigrid.solve(f, x0, tol, max_cycles, cycle, mean, _MULTIGRID_STAGES)
+
+
+def add_noise_kernel(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise: Tensor | None,
+                     seed: Tensor | None, write_noise: bool) -> tuple[Tensor, Tensor]:
+    """The fused noise-add (contract: reference.diffusion_kernels.add_noise_kernel)."""
+    return torch.ops.gddm_C.add_noise(x0, coefs, DOMAIN_CODES[domain], exact, noise, seed, write_noise)
+
+
+def diffusion_step(x: Tensor, m: Tensor, m_uncond: Tensor | None, m2: Tensor | None, m2_uncond: Tensor | None,
+                   prev_x0: Tensor | None, coefs: Tensor, guidance: float, clip: float, noise: Tensor | None,
+                   seed: Tensor | None, write_x0: bool) -> tuple[Tensor, Tensor]:
+    """The fused generic step (contract: reference.diffusion_kernels.diffusion_step)."""
+    return torch.ops.gddm_C.diffusion_step(x, m, m_uncond, m2, m2_uncond, prev_x0, coefs, guidance, clip, noise,
+                                           seed, write_x0)

@@ -8,7 +8,9 @@ Pattern every op follows (one file per op family):
     <op>.register_autograd(backward, setup_context=...)       backward = other gddm ops
 """
 
+from .diffusion import add_noise, diffusion_step
 from .poisson import multigrid_solve, poisson_solve, reconstruct
 from .stencils import divergence, gradient, laplacian
 
-__all__ = ["gradient", "divergence", "laplacian", "poisson_solve", "reconstruct", "multigrid_solve"]
+__all__ = ["gradient", "divergence", "laplacian", "poisson_solve", "reconstruct", "multigrid_solve", "add_noise",
+           "diffusion_step"]

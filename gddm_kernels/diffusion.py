@@ -1,0 +1,248 @@
+"""Public diffusion API: fused noise-add and reverse steps (torch.ops.gddm.add_noise /
+diffusion_step underneath). Same signatures and maths as gddm_kernels.reference.diffusion
+(the specification, see its module notes); here each call is one fused kernel:
+
+* per-sample coefficients are formed from the schedule in float64 on the data's device (B
+  numbers each, no host sync) and handed to the kernel in the arithmetic dtype (float32 for
+  fp16/bf16/fp32 data, float64 for float64);
+* noise is `noise=` or generated inside the kernel by counter-based Philox from a seed drawn
+  with `generator` on the data's device (no host sync, CUDA-graph capturable, independent of
+  block sizes; gddm_kernels.reference.random is its specification).
+
+Every step is the generic affine update of reference/diffusion_kernels.py; the functions below
+only say which coefficients make it a DDPM, DDIM, DPM-Solver++(2M) or attenuation step.
+"""
+
+import torch
+from torch import Tensor
+
+from . import ops
+from ._validation import check_image
+from .dispatch import AUTO
+from .reference.diffusion import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, NOISE_MODELS, PREDICTION_TYPES,
+                                   _check_choice, _check_clip, _check_guidance, _check_like, _check_pair,
+                                   _check_positive, _log_snr)
+from .reference.diffusion_kernels import STEP_COEFS, noise_shape
+from .schedules import Schedule, check_per_sample, check_values
+
+SEED_HIGH = 2**62  # seeds are drawn uniformly from [0, SEED_HIGH)
+NO_CLIP = 0.0
+
+
+def _arithmetic_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _seed(generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """A (1,) int64 seed drawn on `device` from `generator` (or the device's default)."""
+    return torch.randint(0, SEED_HIGH, (1,), generator=generator, device=device, dtype=torch.int64)
+
+
+def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | None, shape: tuple[int, ...],
+                   like: Tensor) -> Tensor | None:
+    if noise is None:
+        return None
+    if generator is not None:
+        raise ValueError(f"gddm.{op}: argument `generator` must be None when `noise` is given, got a generator")
+    check_image(noise, op, "noise") if len(shape) >= 2 else None
+    if tuple(noise.shape) != tuple(shape) or noise.device != like.device:
+        raise ValueError(f"gddm.{op}: argument `noise` must have shape {tuple(shape)} on {like.device}, "
+                         f"got shape {tuple(noise.shape)} on {noise.device}")
+    return noise.to(like.dtype).contiguous()
+
+
+def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image", noise_model: str = "paper",
+              noise: Tensor | None = None, generator: torch.Generator | None = None, *, return_noise: bool = True,
+              backend: str | None = None) -> tuple[Tensor, Tensor | None]:
+    """Forward diffusion q(x_t | x_0) of a domain at per-sample timesteps, one fused pass:
+
+        image      x_t = sqrt(g) x0 + sqrt(1-g) eps
+        gradient   G_t = sqrt(g) gradient(x0) + sqrt(2 (1-g)) eps        (paper eq. 14)
+        laplacian  L_t = sqrt(g) laplacian(x0) + sqrt(5 (1-g)) / 2 eps   (paper eq. 21)
+        "exact"    x_t = D(sqrt(g) x0 + sqrt(1-g) eps), eps image-shaped (integrable field)
+
+    Args: as gddm_kernels.reference.diffusion.add_noise, plus
+        return_noise: with generated noise, also materialise and return it (the training
+            target); False skips that write and returns None.
+        backend: "reference", "cpu", "cuda", "triton" or None (context, GDDM_BACKEND, auto).
+    Returns:
+        (x_t, eps): x_t in x0's dtype ((B, ..., 2, H, W) in the gradient domain); eps the noise
+        used (the given one, the generated one, or None when return_noise=False).
+    Differentiable in x0.
+    """
+    op = "add_noise"
+    check_image(x0, op, "x0")
+    if x0.dim() < 3:
+        raise ValueError(f"gddm.{op}: argument `x0` must have shape (B, ..., H, W) with at least 3 dims, "
+                         f"got shape {tuple(x0.shape)}")
+    _check_choice(domain, tuple(DOMAIN_SCALES), op, "domain")
+    _check_choice(noise_model, NOISE_MODELS, op, "noise_model")
+    schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t")
+    exact = noise_model == "exact"
+    eps = _checked_noise(op, noise, generator, noise_shape(x0.shape, domain, exact), x0)
+    g = schedule.gamma(t)
+    scale = (1.0 if exact else DOMAIN_SCALES[domain]) * (1 - g).sqrt()
+    coefs = torch.stack([g.sqrt(), scale], dim=1).to(_arithmetic_dtype(x0))
+    seed = _seed(generator, x0.device) if eps is None else None
+    x_t, written = ops.add_noise(x0.contiguous(), coefs, domain, exact, eps, seed, return_noise, backend or AUTO)
+    if eps is not None:
+        return x_t, noise
+    return x_t, written if return_noise else None
+
+
+# ---- reverse steps ------------------------------------------------------------------------------
+
+def _prediction_coefs(g: Tensor, k: float, prediction_type: str) -> dict[str, Tensor]:
+    """a0, a1 (x0 from x and m) and e0, e1 (eps from x and m) for a prediction type."""
+    sg, s1g = g.sqrt(), (1 - g).sqrt()
+    one, zero = torch.ones_like(g), torch.zeros_like(g)
+    if prediction_type == "eps":
+        return {"a0": 1 / sg, "a1": -k * s1g / sg, "e0": zero, "e1": one}
+    if prediction_type == "x0":
+        return {"a0": zero, "a1": one, "e0": 1 / (k * s1g), "e1": -sg / (k * s1g)}
+    return {"a0": sg, "a1": -k * s1g, "e0": s1g / k, "e1": sg}
+
+
+def _run_step(op: str, sample: Tensor, model_output: Tensor, coefs: dict[str, Tensor], *,
+              uncond_output: Tensor | None = None, guidance_scale: float | None = None,
+              m2: Tensor | None = None, m2_uncond: Tensor | None = None, prev_x0: Tensor | None = None,
+              clip_x0: float | None = None, noise: Tensor | None = None, generator: torch.Generator | None = None,
+              draws_noise: bool = False, write_x0: bool = False, backend: str | None = None) -> tuple[Tensor, Tensor]:
+    """Stacks the named coefficients (missing ones are 0) and runs one fused step."""
+    zero = torch.zeros(sample.shape[0], dtype=torch.float64, device=sample.device)
+    table = torch.stack([coefs.get(name, zero) for name in STEP_COEFS], dim=1).to(_arithmetic_dtype(sample))
+    z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
+    seed = _seed(generator, sample.device) if draws_noise and z is None else None
+
+    def prepared(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(sample.dtype).contiguous()
+
+    return ops.diffusion_step(
+        sample.contiguous(), prepared(model_output), prepared(uncond_output), prepared(m2), prepared(m2_uncond),
+        prepared(prev_x0), table, float(guidance_scale or 0.0), float(clip_x0 or NO_CLIP), z, seed, write_x0,
+        backend or AUTO)
+
+
+def _check_step(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule,
+                prediction_type: str, clip_x0: float | None, uncond_output: Tensor | None,
+                guidance_scale: float | None, domain_scale: float) -> None:
+    check_image(sample, op, "sample") if sample.dim() >= 2 else None
+    _check_like(model_output, sample, op, "model_output")
+    _check_choice(prediction_type, PREDICTION_TYPES, op, "prediction_type")
+    _check_positive(domain_scale, op, "domain_scale")
+    _check_clip(clip_x0, op)
+    _check_guidance(uncond_output, guidance_scale, op)
+    if uncond_output is not None:
+        _check_like(uncond_output, sample, op, "uncond_output")
+    batch = sample.shape[0]
+    schedule.check_timesteps(t, batch, sample.device, op, "t")
+    schedule.check_timesteps(t_prev, batch, sample.device, op, "t_prev", allow_clean=True)
+    check_values(t_prev < t, t_prev, op, "t_prev", "be smaller than `t` per sample")
+
+
+def ddpm_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule, *,
+              prediction_type: str = "eps", clip_x0: float | None = None, uncond_output: Tensor | None = None,
+              guidance_scale: float | None = None, noise: Tensor | None = None,
+              generator: torch.Generator | None = None, domain_scale: float = 1.0,
+              backend: str | None = None) -> Tensor:
+    """Ancestral DDPM step x_t -> x_{t_prev} in one kernel (maths: reference.diffusion.ddpm_step):
+    x_{t_prev} = c_x0 x_0 + c_xt x_t + k sqrt(var) z, no noise where t == 0."""
+    op = "ddpm_step"
+    _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                guidance_scale, domain_scale)
+    g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
+    b = 1 - g / g_prev
+    coefs = _prediction_coefs(g, domain_scale, prediction_type)
+    coefs.update(c0=(1 - b).sqrt() * (1 - g_prev) / (1 - g), c1=g_prev.sqrt() * b / (1 - g),
+                 c3=torch.where(t > 0, domain_scale * ((1 - g_prev) / (1 - g) * b).sqrt(), 0.0))
+    out, _ = _run_step(op, sample, model_output, coefs, uncond_output=uncond_output, guidance_scale=guidance_scale,
+                       clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=True, backend=backend)
+    return out
+
+
+def ddim_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule, *,
+              eta: float = 0.0, prediction_type: str = "eps", clip_x0: float | None = None,
+              uncond_output: Tensor | None = None, guidance_scale: float | None = None, noise: Tensor | None = None,
+              generator: torch.Generator | None = None, domain_scale: float = 1.0,
+              backend: str | None = None) -> Tensor:
+    """DDIM step in one kernel (maths: reference.diffusion.ddim_step):
+    x_{t_prev} = sqrt(g') x_0 + k sqrt(1 - g' - sigma^2) eps + k sigma z."""
+    op = "ddim_step"
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
+    _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                guidance_scale, domain_scale)
+    k = domain_scale
+    g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
+    sigma = eta * ((1 - g_prev) / (1 - g) * (1 - g / g_prev)).sqrt()
+    coefs = _prediction_coefs(g, k, prediction_type)
+    if clip_x0 is not None:  # eps re-derived from the clamped x0
+        coefs.update(e0=1 / (k * (1 - g).sqrt()), e1=torch.zeros_like(g), e2=-g.sqrt() / (k * (1 - g).sqrt()))
+    coefs.update(c1=g_prev.sqrt(), c2=k * (1 - g_prev - sigma**2).clamp(min=0).sqrt(), c3=k * sigma)
+    out, _ = _run_step(op, sample, model_output, coefs, uncond_output=uncond_output, guidance_scale=guidance_scale,
+                       clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=eta > 0, backend=backend)
+    return out
+
+
+def dpm_solver_2m_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule, *,
+                       prev_x0: Tensor | None = None, t_last: Tensor | None = None, prediction_type: str = "eps",
+                       clip_x0: float | None = None, uncond_output: Tensor | None = None,
+                       guidance_scale: float | None = None, domain_scale: float = 1.0,
+                       backend: str | None = None) -> tuple[Tensor, Tensor]:
+    """DPM-Solver++(2M) step in one kernel (maths: reference.diffusion.dpm_solver_2m_step):
+    x_{t_prev} = (sigma'/sigma) x_t - alpha' (exp(-h) - 1) D. Returns (x_{t_prev}, x_0)."""
+    op = "dpm_solver_2m_step"
+    _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                guidance_scale, domain_scale)
+    if (prev_x0 is None) != (t_last is None):
+        raise ValueError(f"gddm.{op}: arguments `prev_x0` and `t_last` must be given together (second order) "
+                         "or both omitted (first order)")
+    g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
+    h = _log_snr(g_prev) - _log_snr(g)
+    coefs = _prediction_coefs(g, domain_scale, prediction_type)
+    if prev_x0 is not None:
+        _check_like(prev_x0, sample, op, "prev_x0")
+        schedule.check_timesteps(t_last, sample.shape[0], sample.device, op, "t_last")
+        check_values(t_last > t, t_last, op, "t_last", "be larger than `t` per sample")
+        h_last = _log_snr(g) - _log_snr(schedule.gamma(t_last))
+        coefs["r"] = torch.where(t_prev >= 0, h / (2 * h_last), 0.0)
+    coefs.update(c0=(1 - g_prev).sqrt() / (1 - g).sqrt(), c1=-g_prev.sqrt() * torch.expm1(-h))
+    return _run_step(op, sample, model_output, coefs, uncond_output=uncond_output, guidance_scale=guidance_scale,
+                     prev_x0=prev_x0, clip_x0=clip_x0, write_x0=True, backend=backend)
+
+
+def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Tensor, t_prev: Tensor, *,
+                     prediction_type: str = "c", eta: float = 1.0, clip_x0: float | None = None,
+                     uncond_output: tuple[Tensor, Tensor] | None = None, guidance_scale: float | None = None,
+                     noise: Tensor | None = None, generator: torch.Generator | None = None,
+                     domain_scale: float = 1.0, backend: str | None = None) -> Tensor:
+    """Analytic-attenuation step (Huang et al. Alg. 2, H_t = c t) in one kernel (maths:
+    reference.diffusion.attenuation_step): x_{t_prev} = x_t - c s - k (sqrt(t) - sqrt(t_prev -
+    sigma^2)) eps + k sigma z, sigma = eta sqrt(s (t - s) / t), s = t - t_prev."""
+    op = "attenuation_step"
+    _check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES, op, "prediction_type")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
+    _check_positive(domain_scale, op, "domain_scale")
+    _check_clip(clip_x0, op)
+    _check_guidance(uncond_output, guidance_scale, op)
+    attenuation, eps = _check_pair(model_output, op, "model_output")
+    unconds = (None, None) if uncond_output is None else _check_pair(uncond_output, op, "uncond_output")
+    for i, tensor in enumerate((attenuation, eps, *[u for u in unconds if u is not None])):
+        _check_like(tensor, sample, op, "model_output" if i < 2 else "uncond_output")
+    batch = sample.shape[0]
+    check_per_sample(t, batch, sample.device, op, "t", integer=False)
+    check_per_sample(t_prev, batch, sample.device, op, "t_prev", integer=False)
+    check_values((t > 0) & (t <= 1), t, op, "t", "lie in (0, 1]")
+    check_values((t_prev >= 0) & (t_prev < t), t_prev, op, "t_prev", "lie in [0, t) per sample")
+    t64, t_prev64 = t.double(), t_prev.double()
+    s = t64 - t_prev64
+    sigma = eta * (s * t_prev64 / t64).sqrt()
+    k = domain_scale
+    one = torch.ones_like(t64)
+    coefs = {"a1": -one if prediction_type == "c" else one, "e3": one, "c0": one, "c1": s,
+             "c2": -k * (t64.sqrt() - (t_prev64 - sigma**2).clamp(min=0).sqrt()), "c3": k * sigma}
+    out, _ = _run_step(op, sample, attenuation, coefs, uncond_output=unconds[0], guidance_scale=guidance_scale,
+                       m2=eps, m2_uncond=unconds[1], clip_x0=clip_x0, noise=noise, generator=generator,
+                       draws_noise=eta > 0, backend=backend)
+    return out
