@@ -1,0 +1,199 @@
+"""Triton kernels of the fused noise-add and the generic step, with the signatures of
+torch.ops.gddm_C.{add_noise, diffusion_step}; the maths and the Philox noise mirror
+csrc/diffusion.h (specification: gddm_kernels/reference/diffusion_kernels.py and random.py)."""
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ..reference.diffusion_kernels import STEP_COEFS, noise_shape
+from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS
+
+STEP_BLOCK = 1024
+DOMAIN_CODES = {"image": 0, "gradient": 1, "laplacian": 2}
+COEF = {name: i for i, name in enumerate(STEP_COEFS)}
+
+
+@triton.jit
+def _normal_at(seed, index):
+    """Standard normal at flat `index` (int64) of stream `seed` (int64): Philox4x32-10 with
+    key = seed words, counter = (index words, 0, 0), then Box-Muller on the first two outputs."""
+    c0 = (index & 0xFFFFFFFF).to(tl.uint32)
+    c1 = ((index >> 32) & 0xFFFFFFFF).to(tl.uint32)
+    c2 = c0 * 0
+    c3 = c0 * 0
+    k0 = (seed & 0xFFFFFFFF).to(tl.uint32)
+    k1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
+    for _ in tl.static_range(10):
+        hi0 = tl.umulhi(c0, 0xD2511F53)
+        lo0 = c0 * 0xD2511F53
+        hi1 = tl.umulhi(c2, 0xCD9E8D57)
+        lo1 = c2 * 0xCD9E8D57
+        n0 = hi1 ^ c1 ^ k0
+        n2 = hi0 ^ c3 ^ k1
+        c0 = n0
+        c1 = lo1
+        c2 = n2
+        c3 = lo0
+        k0 = k0 + 0x9E3779B9
+        k1 = k1 + 0xBB67AE85
+    u1 = (c0.to(tl.float32) + 1.0) * 2.3283064365386963e-10
+    u2 = c1.to(tl.float32) * 2.3283064365386963e-10
+    return tl.sqrt(-2.0 * tl.log(u1)) * tl.cos(6.283185307179586 * u2)
+
+
+@triton.jit
+def _eps(noise_ptr, seed, index, mask, GIVEN: tl.constexpr):
+    if GIVEN:
+        return tl.load(noise_ptr + index, mask=mask, other=0.0).to(tl.float32)
+    return _normal_at(seed, index)
+
+
+@triton.jit
+def _y(x_ptr, noise_ptr, seed, img, ii, jj, W, a, s, mask, EXACT: tl.constexpr, GIVEN: tl.constexpr):
+    """a x (+ s eps for the exact model) at pixel (ii, jj) of the image starting at img."""
+    idx = img + ii * W + jj
+    v = a * tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+    if EXACT:
+        v += s * _eps(noise_ptr, seed, idx, mask, GIVEN)
+    return v
+
+
+@triton.jit
+def _add_noise_kernel(x_ptr, coef_ptr, noise_ptr, seed_ptr, out_ptr, noise_out_ptr, images_per_sample, H, W,
+                      DOMAIN: tl.constexpr, EXACT: tl.constexpr, GIVEN: tl.constexpr, WRITE_NOISE: tl.constexpr,
+                      BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    pid = tl.program_id(0)
+    tiles_w = tl.cdiv(W, BLOCK_W)
+    tiles_h = tl.cdiv(H, BLOCK_H)
+    n = (pid // (tiles_w * tiles_h)).to(tl.int64)
+    rest = pid % (tiles_w * tiles_h)
+    i = (rest // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
+    j = (rest % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+    inside = (i < H) & (j < W)
+    b = n // images_per_sample
+    a = tl.load(coef_ptr + 2 * b).to(tl.float32)
+    s = tl.load(coef_ptr + 2 * b + 1).to(tl.float32)
+    seed = 0
+    if not GIVEN:
+        seed = tl.load(seed_ptr)
+    img = n * H * W
+    at = img + i * W + j
+    dtype = out_ptr.dtype.element_ty
+    c = _y(x_ptr, noise_ptr, seed, img, i, j, W, a, s, inside, EXACT, GIVEN)
+    if DOMAIN == 1:  # gradient
+        has_down = inside & (i + 1 < H)
+        has_right = inside & (j + 1 < W)
+        gv = tl.where(has_down, _y(x_ptr, noise_ptr, seed, img, i + 1, j, W, a, s, has_down, EXACT, GIVEN) - c, 0.0)
+        gh = tl.where(has_right, _y(x_ptr, noise_ptr, seed, img, i, j + 1, W, a, s, has_right, EXACT, GIVEN) - c, 0.0)
+        fv = 2 * img + i * W + j
+        fh = fv + H * W
+        if EXACT:
+            tl.store(out_ptr + fv, gv.to(dtype), mask=inside)
+            tl.store(out_ptr + fh, gh.to(dtype), mask=inside)
+            if WRITE_NOISE:
+                tl.store(noise_out_ptr + at, _eps(noise_ptr, seed, at, inside, GIVEN).to(dtype), mask=inside)
+        else:
+            ev = _eps(noise_ptr, seed, fv, inside, GIVEN)
+            eh = _eps(noise_ptr, seed, fh, inside, GIVEN)
+            tl.store(out_ptr + fv, (gv + s * ev).to(dtype), mask=inside)
+            tl.store(out_ptr + fh, (gh + s * eh).to(dtype), mask=inside)
+            if WRITE_NOISE:
+                tl.store(noise_out_ptr + fv, ev.to(dtype), mask=inside)
+                tl.store(noise_out_ptr + fh, eh.to(dtype), mask=inside)
+    else:
+        v = c
+        if DOMAIN == 2:  # laplacian, edge-replicate
+            up_ok = inside & (i > 0)
+            down_ok = inside & (i + 1 < H)
+            left_ok = inside & (j > 0)
+            right_ok = inside & (j + 1 < W)
+            up = tl.where(up_ok, _y(x_ptr, noise_ptr, seed, img, i - 1, j, W, a, s, up_ok, EXACT, GIVEN), c)
+            down = tl.where(down_ok, _y(x_ptr, noise_ptr, seed, img, i + 1, j, W, a, s, down_ok, EXACT, GIVEN), c)
+            left = tl.where(left_ok, _y(x_ptr, noise_ptr, seed, img, i, j - 1, W, a, s, left_ok, EXACT, GIVEN), c)
+            right = tl.where(right_ok, _y(x_ptr, noise_ptr, seed, img, i, j + 1, W, a, s, right_ok, EXACT, GIVEN), c)
+            v = 0.25 * (((up - c) + (down - c)) + ((left - c) + (right - c)))
+        e = _eps(noise_ptr, seed, at, inside, GIVEN)
+        if not EXACT:
+            v += s * e
+        tl.store(out_ptr + at, v.to(dtype), mask=inside)
+        if WRITE_NOISE:
+            tl.store(noise_out_ptr + at, e.to(dtype), mask=inside)
+
+
+@triton.jit
+def _step_kernel(x_ptr, m_ptr, mu_ptr, m2_ptr, m2u_ptr, prev_ptr, coef_ptr, noise_ptr, seed_ptr, out_ptr, x0_ptr,
+                 numel, per_sample, guidance, clip, HAS_UNCOND: tl.constexpr, HAS_M2: tl.constexpr,
+                 HAS_PREV: tl.constexpr, NOISE: tl.constexpr, WRITE_X0: tl.constexpr, BLOCK: tl.constexpr):
+    """NOISE: 0 none, 1 given, 2 generated."""
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = idx < numel
+    k = coef_ptr + (idx // per_sample) * 11
+    x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+    m = tl.load(m_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+    if HAS_UNCOND:
+        mu = tl.load(mu_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        m = mu + guidance * (m - mu)
+    m2 = x * 0.0
+    if HAS_M2:
+        m2 = tl.load(m2_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        if HAS_UNCOND:
+            m2u = tl.load(m2u_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            m2 = m2u + guidance * (m2 - m2u)
+    x0 = tl.load(k + 0, mask=mask, other=0.0) * x + tl.load(k + 1, mask=mask, other=0.0) * m
+    if clip > 0:
+        x0 = tl.minimum(tl.maximum(x0, -clip), clip)
+    eps = (tl.load(k + 2, mask=mask, other=0.0) * x + tl.load(k + 3, mask=mask, other=0.0) * m
+           + tl.load(k + 4, mask=mask, other=0.0) * x0 + tl.load(k + 5, mask=mask, other=0.0) * m2)
+    d = x0
+    if HAS_PREV:
+        prev = tl.load(prev_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        d = x0 + tl.load(k + 6, mask=mask, other=0.0) * (x0 - prev)
+    out = tl.load(k + 7, mask=mask, other=0.0) * x + tl.load(k + 8, mask=mask, other=0.0) * d
+    out += tl.load(k + 9, mask=mask, other=0.0) * eps
+    if NOISE == 1:
+        out += tl.load(k + 10, mask=mask, other=0.0) * tl.load(noise_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+    if NOISE == 2:
+        out += tl.load(k + 10, mask=mask, other=0.0) * _normal_at(tl.load(seed_ptr), idx)
+    tl.store(out_ptr + idx, out.to(out_ptr.dtype.element_ty), mask=mask)
+    if WRITE_X0:
+        tl.store(x0_ptr + idx, x0.to(x0_ptr.dtype.element_ty), mask=mask)
+
+
+def add_noise_kernel(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise: Tensor | None,
+                     seed: Tensor | None, write_noise: bool) -> tuple[Tensor, Tensor]:
+    """The fused noise-add (contract: reference.diffusion_kernels.add_noise_kernel)."""
+    H, W = x0.shape[-2:]
+    field = (*x0.shape[:-2], 2, H, W)
+    out = x0.new_empty(field if domain == "gradient" else x0.shape)
+    generated = noise is None
+    noise_out = x0.new_empty(noise_shape(x0.shape, domain, exact) if generated and write_noise else (0,))
+    images = x0.numel() // (H * W) if H * W else 0
+    if images:
+        grid = (images * triton.cdiv(H, BLOCK_H) * triton.cdiv(W, BLOCK_W),)
+        _add_noise_kernel[grid](
+            x0, coefs, noise if noise is not None else x0, seed if seed is not None else coefs, out,
+            noise_out if noise_out.numel() else out, images // x0.shape[0], H, W, DOMAIN=DOMAIN_CODES[domain],
+            EXACT=exact, GIVEN=not generated, WRITE_NOISE=bool(noise_out.numel()), BLOCK_H=BLOCK_H,
+            BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    return out, noise_out
+
+
+def diffusion_step(x: Tensor, m: Tensor, m_uncond: Tensor | None, m2: Tensor | None, m2_uncond: Tensor | None,
+                   prev_x0: Tensor | None, coefs: Tensor, guidance: float, clip: float, noise: Tensor | None,
+                   seed: Tensor | None, write_x0: bool) -> tuple[Tensor, Tensor]:
+    """The fused generic step (contract: reference.diffusion_kernels.diffusion_step)."""
+    out = torch.empty_like(x)
+    x0_out = x.new_empty(x.shape if write_x0 else (0,))
+    numel = x.numel()
+    if numel:
+        noise_mode = 1 if noise is not None else (2 if seed is not None else 0)
+        _step_kernel[(triton.cdiv(numel, STEP_BLOCK),)](
+            x, m, m_uncond if m_uncond is not None else x, m2 if m2 is not None else x,
+            m2_uncond if m2_uncond is not None else x, prev_x0 if prev_x0 is not None else x, coefs,
+            noise if noise is not None else x, seed if seed is not None else coefs, out,
+            x0_out if write_x0 else out, numel, numel // x.shape[0], guidance, clip,
+            HAS_UNCOND=m_uncond is not None, HAS_M2=m2 is not None, HAS_PREV=prev_x0 is not None,
+            NOISE=noise_mode, WRITE_X0=write_x0, BLOCK=STEP_BLOCK, num_warps=NUM_WARPS)
+    return out, x0_out
