@@ -8,11 +8,12 @@ import argparse
 
 import torch
 
-from . import bench_multigrid, bench_poisson, bench_stencils
+from . import bench_diffusion, bench_multigrid, bench_poisson, bench_stencils
 from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
 
 
-SUITES = {"stencils": bench_stencils, "poisson": bench_poisson, "multigrid": bench_multigrid}
+SUITES = {"stencils": bench_stencils, "poisson": bench_poisson, "multigrid": bench_multigrid,
+          "diffusion": bench_diffusion}
 
 
 def main() -> None:
@@ -31,6 +32,7 @@ def main() -> None:
         bench_poisson.BATCHED_SHAPES[args.device] = []
         bench_multigrid.SIZES[args.device] = bench_multigrid.SIZES[args.device][:1]
         bench_multigrid.CROSSOVER_SIZES = bench_multigrid.CROSSOVER_SIZES[:2]
+        bench_diffusion.SHAPES[args.device] = [(2, 3, 64, 64)]
 
     env = environment(args.device)
     copy_gbps = copy_bandwidth_gbps(args.device)

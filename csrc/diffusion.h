@@ -3,29 +3,41 @@
 // gddm_kernels/reference/random.py is the executable specification of the noise.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "stencils.h"
 
 namespace gddm {
 
 // ---- counter-based random numbers --------------------------------------------------------------
-// Philox4x32-10 (Salmon et al. 2011) keyed by a 64-bit seed, counter = (element index as two
-// 32-bit words, 0, 0): the normal at an element depends only on (seed, index), never on how the
-// work is split into threads or blocks.
+// Philox4x32-10 (Salmon et al. 2011) keyed by a 64-bit seed. Element `index` belongs to the
+// group index / 4, whose counter is (group as two 32-bit words, 0, 0); the group's four
+// outputs make two Box-Muller pairs, (r0, r1) -> normals 0, 1 and (r2, r3) -> normals 2, 3,
+// with u1 = (r >> 8 + 1) 2^-24 in (0, 1] (a finite logarithm) and u2 = (r' >> 8) 2^-24:
+//   normal 2p = sqrt(-2 ln u1) cos(2 pi u2),  normal 2p+1 = sqrt(-2 ln u1) sin(2 pi u2).
+// The normal at an element depends only on (seed, index): never on how the work is split.
 constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
 constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
 constexpr int kPhiloxRounds = 10;
+constexpr int kNormalsPerGroup = 4;
 constexpr float kTwoPi = 6.283185307179586f;
-constexpr float kTwoToMinus32 = 2.3283064365386963e-10f;
+constexpr float kTwoToMinus24 = 5.9604644775390625e-08f;
+
+// A uniform from the top 24 bits of a Philox word (exact in float, converted as a signed int
+// so that loops of it vectorise): in [0, 1), or in (0, 1] with `plus_one`.
+GDDM_HD float uniform24(uint32_t r, bool plus_one) {
+  return (static_cast<float>(static_cast<int32_t>(r >> 8)) + (plus_one ? 1.0f : 0.0f)) * kTwoToMinus24;
+}
 
 GDDM_HD uint32_t mulhi32(uint32_t a, uint32_t b) {
   return static_cast<uint32_t>((static_cast<uint64_t>(a) * b) >> 32);
 }
 
-// The first two outputs of Philox4x32-10 for counter (c0, c1, 0, 0) and key (k0, k1).
-GDDM_HD void philox_pair(uint32_t c0, uint32_t c1, uint32_t k0, uint32_t k1, uint32_t& out0, uint32_t& out1) {
+// Philox4x32-10 of counter (c0, c1, 0, 0) and key (k0, k1), in place in r[4].
+GDDM_HD void philox4(uint32_t c0, uint32_t c1, uint32_t k0, uint32_t k1, uint32_t r[4]) {
   uint32_t c2 = 0, c3 = 0;
   for (int round = 0; round < kPhiloxRounds; ++round) {
     const uint32_t hi0 = mulhi32(kPhiloxM0, c0), lo0 = kPhiloxM0 * c0;
@@ -38,19 +50,134 @@ GDDM_HD void philox_pair(uint32_t c0, uint32_t c1, uint32_t k0, uint32_t k1, uin
     k0 += kPhiloxW0;
     k1 += kPhiloxW1;
   }
-  out0 = c0;
-  out1 = c1;
+  r[0] = c0;
+  r[1] = c1;
+  r[2] = c2;
+  r[3] = c3;
 }
 
-// Standard normal at element `index` of the stream `seed` (Box-Muller on two uniforms,
-// u1 in (0, 1] so the logarithm is finite).
+GDDM_HD float bits_as_float(uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+#endif
+}
+
+GDDM_HD uint32_t float_as_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  return bits;
+#endif
+}
+
+// ln(u) for a normal float u > 0, branch-free so that loops of it vectorise: u = m 2^e with m
+// in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, by its series
+// to s^9 (truncation < 3e-9).
+GDDM_HD float log_positive(float u) {
+  const uint32_t bits = float_as_bits(u);
+  float m = bits_as_float((bits & 0x007FFFFFu) | 0x3F800000u);  // [1, 2)
+  float e = static_cast<float>(static_cast<int32_t>(bits >> 23) - 127);
+  const bool high = m > 1.41421356f;
+  m = high ? 0.5f * m : m;
+  e = high ? e + 1.0f : e;
+  const float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+  const float series = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
+  return e * 0.69314718056f + 2.0f * s * series;
+}
+
+// sin and cos of 2 pi u for u in [0, 1), branch-free: the nearest quarter turn q/4 is taken
+// out, the rest (|theta| <= pi/4) goes through Taylor polynomials (truncation < 2e-9), and the
+// quarter turns rotate the pair.
+GDDM_HD void sincos_turns(float u, float& sine, float& cosine) {
+  const float q = static_cast<float>(static_cast<int32_t>(4.0f * u + 0.5f));  // nearest of 0 .. 4 (u >= 0)
+  const float theta = kTwoPi * (u - 0.25f * q), t2 = theta * theta;
+  const float s = theta * (1.0f - t2 / 6 * (1.0f - t2 / 20 * (1.0f - t2 / 42 * (1.0f - t2 / 72))));
+  const float c = 1.0f - t2 / 2 * (1.0f - t2 / 12 * (1.0f - t2 / 30 * (1.0f - t2 / 56 * (1.0f - t2 / 90))));
+  const int quadrant = static_cast<int>(q) & 3;  // rotate (cos, sin) by quadrant * pi/2
+  const float along_sin = (quadrant & 1) ? c : s, along_cos = (quadrant & 1) ? s : c;
+  sine = (quadrant & 2) ? -along_sin : along_sin;
+  cosine = ((quadrant + 1) & 2) ? -along_cos : along_cos;
+}
+
+// The four standard normals of group `group` of stream `seed`.
+GDDM_HD void normal4(int64_t seed, int64_t group, float out[kNormalsPerGroup]) {
+  uint32_t r[4];
+  philox4(static_cast<uint32_t>(group), static_cast<uint32_t>(static_cast<uint64_t>(group) >> 32),
+          static_cast<uint32_t>(seed), static_cast<uint32_t>(static_cast<uint64_t>(seed) >> 32), r);
+  for (int pair = 0; pair < 2; ++pair) {
+    const float u1 = uniform24(r[2 * pair], true);
+    const float u2 = uniform24(r[2 * pair + 1], false);
+    const float rho = sqrtf(-2.0f * log_positive(u1));
+    float sine, cosine;
+    sincos_turns(u2, sine, cosine);
+    out[2 * pair] = rho * cosine;
+    out[2 * pair + 1] = rho * sine;
+  }
+}
+
+// The standard normal at element `index` of stream `seed`.
 GDDM_HD float normal_at(int64_t seed, int64_t index) {
-  uint32_t r0, r1;
-  philox_pair(static_cast<uint32_t>(index), static_cast<uint32_t>(static_cast<uint64_t>(index) >> 32),
-              static_cast<uint32_t>(seed), static_cast<uint32_t>(static_cast<uint64_t>(seed) >> 32), r0, r1);
-  const float u1 = (static_cast<float>(r0) + 1.0f) * kTwoToMinus32;
-  const float u2 = static_cast<float>(r1) * kTwoToMinus32;
-  return sqrtf(-2.0f * logf(u1)) * cosf(kTwoPi * u2);
+  float n[kNormalsPerGroup];
+  normal4(seed, index / kNormalsPerGroup, n);
+  return n[index % kNormalsPerGroup];
+}
+
+// Host side: the normals at indices start .. start + count - 1 into out. Groups go through
+// Philox and Box-Muller kPhiloxLanes at a time, structure-of-arrays, so the compiler
+// vectorises both loops (with -fno-math-errno -fno-trapping-math, see setup.py).
+constexpr int kPhiloxLanes = 64;
+
+inline void normal4_lanes(int64_t seed, int64_t first_group, float out[kNormalsPerGroup * kPhiloxLanes]) {
+  uint32_t c0[kPhiloxLanes], c1[kPhiloxLanes], c2[kPhiloxLanes], c3[kPhiloxLanes];
+  for (int l = 0; l < kPhiloxLanes; ++l) {
+    const uint64_t group = static_cast<uint64_t>(first_group + l);
+    c0[l] = static_cast<uint32_t>(group);
+    c1[l] = static_cast<uint32_t>(group >> 32);
+    c2[l] = 0;
+    c3[l] = 0;
+  }
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(static_cast<uint64_t>(seed) >> 32);
+  for (int round = 0; round < kPhiloxRounds; ++round) {
+    for (int l = 0; l < kPhiloxLanes; ++l) {
+      const uint64_t p0 = static_cast<uint64_t>(kPhiloxM0) * c0[l], p1 = static_cast<uint64_t>(kPhiloxM1) * c2[l];
+      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
+      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
+      c1[l] = static_cast<uint32_t>(p1);
+      c3[l] = static_cast<uint32_t>(p0);
+      c0[l] = n0;
+      c2[l] = n2;
+    }
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+  for (int l = 0; l < kPhiloxLanes; ++l) {
+    const float rho_a = sqrtf(-2.0f * log_positive(uniform24(c0[l], true)));
+    const float rho_b = sqrtf(-2.0f * log_positive(uniform24(c2[l], true)));
+    float sin_a, cos_a, sin_b, cos_b;
+    sincos_turns(uniform24(c1[l], false), sin_a, cos_a);
+    sincos_turns(uniform24(c3[l], false), sin_b, cos_b);
+    out[4 * l] = rho_a * cos_a;
+    out[4 * l + 1] = rho_a * sin_a;
+    out[4 * l + 2] = rho_b * cos_b;
+    out[4 * l + 3] = rho_b * sin_b;
+  }
+}
+
+inline void fill_normals(int64_t seed, int64_t start, int64_t count, float* out) {
+  constexpr int64_t kBlock = kNormalsPerGroup * kPhiloxLanes;
+  float block[kBlock];
+  for (int64_t g = start / kNormalsPerGroup; g * kNormalsPerGroup < start + count; g += kPhiloxLanes) {
+    normal4_lanes(seed, g, block);
+    const int64_t from = std::max<int64_t>(g * kNormalsPerGroup, start);
+    const int64_t to = std::min<int64_t>(g * kNormalsPerGroup + kBlock, start + count);
+    for (int64_t i = from; i < to; ++i) out[i - start] = block[i - g * kNormalsPerGroup];
+  }
 }
 
 // ---- noise-add ---------------------------------------------------------------------------------

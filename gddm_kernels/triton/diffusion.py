@@ -17,10 +17,14 @@ COEF = {name: i for i, name in enumerate(STEP_COEFS)}
 
 @triton.jit
 def _normal_at(seed, index):
-    """Standard normal at flat `index` (int64) of stream `seed` (int64): Philox4x32-10 with
-    key = seed words, counter = (index words, 0, 0), then Box-Muller on the first two outputs."""
-    c0 = (index & 0xFFFFFFFF).to(tl.uint32)
-    c1 = ((index >> 32) & 0xFFFFFFFF).to(tl.uint32)
+    """Standard normal at flat `index` (int64) of stream `seed` (int64), as csrc/diffusion.h:
+    Philox4x32-10 of the element's group index // 4 (counter (group words, 0, 0), key = seed
+    words), Box-Muller on the output pair (r0, r1) or (r2, r3) (24-bit uniforms), cos or sin
+    by the lane."""
+    group = index // 4
+    lane = index % 4
+    c0 = (group & 0xFFFFFFFF).to(tl.uint32)
+    c1 = ((group >> 32) & 0xFFFFFFFF).to(tl.uint32)
     c2 = c0 * 0
     c3 = c0 * 0
     k0 = (seed & 0xFFFFFFFF).to(tl.uint32)
@@ -38,9 +42,14 @@ def _normal_at(seed, index):
         c3 = lo0
         k0 = k0 + 0x9E3779B9
         k1 = k1 + 0xBB67AE85
-    u1 = (c0.to(tl.float32) + 1.0) * 2.3283064365386963e-10
-    u2 = c1.to(tl.float32) * 2.3283064365386963e-10
-    return tl.sqrt(-2.0 * tl.log(u1)) * tl.cos(6.283185307179586 * u2)
+    first_pair = lane < 2
+    ra = tl.where(first_pair, c0, c2)
+    rb = tl.where(first_pair, c1, c3)
+    u1 = ((ra >> 8).to(tl.int32).to(tl.float32) + 1.0) * 5.9604644775390625e-08
+    u2 = (rb >> 8).to(tl.int32).to(tl.float32) * 5.9604644775390625e-08
+    rho = tl.sqrt(-2.0 * tl.log(u1))
+    theta = 6.283185307179586 * u2
+    return tl.where(lane % 2 == 0, rho * tl.cos(theta), rho * tl.sin(theta))
 
 
 @triton.jit
