@@ -9,6 +9,7 @@ import argparse
 import torch
 
 from . import bench_diffusion, bench_multigrid, bench_poisson, bench_stencils
+from .plot import plot
 from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     if "poisson" in args.suites:
         print(bench_poisson.summary(records))
     path = write_results(result_name(args.device), env, copy_gbps, records)
-    print(f"results written to {path} and {path.with_suffix('.md')}")
+    print(f"results written to {path}, {path.with_suffix('.md')} and {plot(path)}")
 
 
 if __name__ == "__main__":

@@ -259,7 +259,8 @@ template <typename acc_t>
 GDDM_HD StepResult<acc_t> step_at(const acc_t* k, acc_t x, acc_t m, acc_t m2, acc_t prev_x0, acc_t z,
                                   acc_t clip) {
   acc_t x0 = k[kA0] * x + k[kA1] * m;
-  if (clip > acc_t(0)) x0 = x0 < -clip ? -clip : (x0 > clip ? clip : x0);
+  const acc_t clamped = x0 < -clip ? -clip : (x0 > clip ? clip : x0);
+  x0 = clip > acc_t(0) ? clamped : x0;  // a select, so loops of steps vectorise
   const acc_t eps = k[kE0] * x + k[kE1] * m + k[kE2] * x0 + k[kE3] * m2;
   const acc_t d = x0 + k[kR] * (x0 - prev_x0);
   return {k[kC0] * x + k[kC1] * d + k[kC2] * eps + k[kC3] * z, x0};

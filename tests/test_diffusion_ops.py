@@ -247,3 +247,39 @@ def test_compile_fullgraph_sampler_step():
 def test_argument_errors(call, error, match):
     with pytest.raises(error, match=match):
         call(linear_schedule(), torch.randn(2, 3, 4, 4))
+
+
+# ---- GPU: no host sync, CUDA-graph capture ----------------------------------------------------
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_sampler_steps_capture_in_a_cuda_graph_without_host_sync(backend):
+    device = "cuda"
+    schedule = linear_schedule().to(device)
+    x0 = torch.randn(4, 3, 32, 32, device=device)
+    t = torch.full((4,), 600, device=device)
+    t_prev = torch.full((4,), 580, device=device)
+    m = torch.randn_like(x0)
+
+    def sample_steps():
+        x_t, _ = fused.add_noise(x0, t, schedule, "laplacian", generator=None, backend=backend)
+        x = fused.ddpm_step(x_t, m, t, t_prev, schedule, backend=backend)
+        x = fused.ddim_step(x, m, t_prev, t_prev - 20, schedule, eta=0.5, backend=backend)
+        x, x0_pred = fused.dpm_solver_2m_step(x, m, t_prev - 20, t_prev - 40, schedule, prev_x0=m,
+                                              t_last=t_prev, backend=backend)
+        return x
+
+    sample_steps()  # compile / autotune outside the capture
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sample_steps()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = sample_steps()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    graph.replay()
+    torch.cuda.synchronize()
+    assert out.isfinite().all()

@@ -94,6 +94,19 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
   return {plan.out, plan.noise_out};
 }
 
+// Loads n elements of a model output into buf, combined with its unconditional twin when
+// given (classifier-free guidance), or zeros when there is no such output.
+template <typename scalar_t, typename acc_t>
+void load_guided(const scalar_t* cond, const scalar_t* uncond, acc_t s, int64_t n, acc_t* buf) {
+  if (!cond) {
+    std::fill(buf, buf + n, acc_t(0));
+  } else if (uncond) {
+    for (int64_t i = 0; i < n; ++i) buf[i] = acc_t(uncond[i]) + s * (acc_t(cond[i]) - acc_t(uncond[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) buf[i] = acc_t(cond[i]);
+  }
+}
+
 std::tuple<at::Tensor, at::Tensor> diffusion_step_cpu(
     const at::Tensor& x, const at::Tensor& m, const c10::optional<at::Tensor>& m_uncond,
     const c10::optional<at::Tensor>& m2, const c10::optional<at::Tensor>& m2_uncond,
@@ -112,23 +125,39 @@ std::tuple<at::Tensor, at::Tensor> diffusion_step_cpu(
     scalar_t* out = plan.out.mutable_data_ptr<scalar_t>();
     scalar_t* x0_out = write_x0 ? plan.x0_out.mutable_data_ptr<scalar_t>() : nullptr;
     const acc_t s = acc_t(guidance), c = acc_t(clip);
-    const bool generate = seed.has_value();
-    at::parallel_for(0, x.numel(), kGrainElements, [&](int64_t begin, int64_t end) {
+    const int64_t numel = x.numel(), blocks = (numel + kNoiseBlock - 1) / kNoiseBlock;
+    // Blocks of kNoiseBlock elements: every optional input of a block is first staged in a
+    // small buffer (guided, converted, or zero), so the step itself is one branch-free loop
+    // per sample that the compiler vectorises.
+    at::parallel_for(0, blocks, std::max<int64_t>(1, kGrainElements / kNoiseBlock), [&](int64_t b0, int64_t b1) {
       float normals[kNoiseBlock];
-      for (int64_t idx = begin; idx < end; ++idx) {
-        if (generate && (idx == begin || (idx - begin) % kNoiseBlock == 0)) {
-          fill_normals(seed_value, idx, std::min<int64_t>(kNoiseBlock, end - idx), normals);
+      acc_t mb[kNoiseBlock], m2b[kNoiseBlock], pb[kNoiseBlock], zb[kNoiseBlock], x0b[kNoiseBlock];
+      for (int64_t block = b0; block < b1; ++block) {
+        const int64_t start = block * kNoiseBlock, n = std::min(start + kNoiseBlock, numel) - start;
+        load_guided(mp + start, mu ? mu + start : nullptr, s, n, mb);
+        load_guided(m2p ? m2p + start : nullptr, m2u ? m2u + start : nullptr, s, n, m2b);
+        load_guided(pp ? pp + start : nullptr, static_cast<const scalar_t*>(nullptr), s, n, pb);
+        if (seed) {
+          fill_normals(seed_value, start, n, normals);
+          std::copy(normals, normals + n, zb);
+        } else {
+          load_guided(zp ? zp + start : nullptr, static_cast<const scalar_t*>(nullptr), s, n, zb);
         }
-        auto guided = [&](const scalar_t* cond, const scalar_t* uncond) {
-          const acc_t v = acc_t(cond[idx]);
-          return uncond ? acc_t(uncond[idx]) + s * (v - acc_t(uncond[idx])) : v;
-        };
-        const acc_t z = zp ? acc_t(zp[idx]) : (generate ? acc_t(normals[(idx - begin) % kNoiseBlock]) : acc_t(0));
-        const StepResult<acc_t> r = step_at(k + (idx / plan.per_sample) * kNumStepCoefs, acc_t(xp[idx]),
-                                            guided(mp, mu), m2p ? guided(m2p, m2u) : acc_t(0),
-                                            pp ? acc_t(pp[idx]) : acc_t(0), z, c);
-        out[idx] = static_cast<scalar_t>(r.out);
-        if (x0_out) x0_out[idx] = static_cast<scalar_t>(r.x0);
+        for (int64_t lo = 0; lo < n;) {
+          const int64_t sample = (start + lo) / plan.per_sample;
+          const int64_t hi = std::min(n, (sample + 1) * plan.per_sample - start);
+          const acc_t* ks = k + sample * kNumStepCoefs;
+          const scalar_t* xb = xp + start;
+          for (int64_t i = lo; i < hi; ++i) {
+            const StepResult<acc_t> r = step_at(ks, acc_t(xb[i]), mb[i], m2b[i], pb[i], zb[i], c);
+            out[start + i] = static_cast<scalar_t>(r.out);
+            x0b[i] = r.x0;
+          }
+          lo = hi;
+        }
+        if (x0_out) {
+          for (int64_t i = 0; i < n; ++i) x0_out[start + i] = static_cast<scalar_t>(x0b[i]);
+        }
       }
     });
   });

@@ -51,18 +51,22 @@ __global__ void diffusion_step_kernel(StepInputs in, const acc_t* __restrict__ c
   const auto* prev = static_cast<const scalar_t*>(in.prev_x0);
   const auto* noise = static_cast<const scalar_t*>(in.noise);
   const int64_t seed = in.seed ? *in.seed : 0;
-  for (int64_t idx = int64_t(blockIdx.x) * kThreads + threadIdx.x; idx < numel;
-       idx += int64_t(gridDim.x) * kThreads) {
-    auto guided = [&](const scalar_t* cond, const scalar_t* uncond) {
-      const acc_t v = acc_t(cond[idx]);
-      return uncond ? acc_t(uncond[idx]) + guidance * (v - acc_t(uncond[idx])) : v;
-    };
-    const acc_t z = noise ? acc_t(noise[idx]) : (in.seed ? acc_t(normal_at(seed, idx)) : acc_t(0));
-    const StepResult<acc_t> r = step_at(coefs + (idx / per_sample) * kNumStepCoefs, acc_t(x[idx]), guided(m, mu),
-                                        m2 ? guided(m2, m2u) : acc_t(0), prev ? acc_t(prev[idx]) : acc_t(0), z,
-                                        clip);
-    out[idx] = static_cast<scalar_t>(r.out);
-    if (x0_out) x0_out[idx] = static_cast<scalar_t>(r.x0);
+  // grid.y walks the samples (one coefficient row each), grid.x the elements of a sample.
+  for (int64_t sample = blockIdx.y; sample * per_sample < numel; sample += gridDim.y) {
+    const acc_t* ks = coefs + sample * kNumStepCoefs;
+    for (int64_t local = int64_t(blockIdx.x) * kThreads + threadIdx.x; local < per_sample;
+         local += int64_t(gridDim.x) * kThreads) {
+      const int64_t idx = sample * per_sample + local;
+      auto guided = [&](const scalar_t* cond, const scalar_t* uncond) {
+        const acc_t v = acc_t(cond[idx]);
+        return uncond ? acc_t(uncond[idx]) + guidance * (v - acc_t(uncond[idx])) : v;
+      };
+      const acc_t z = noise ? acc_t(noise[idx]) : (in.seed ? acc_t(normal_at(seed, idx)) : acc_t(0));
+      const StepResult<acc_t> r = step_at(ks, acc_t(x[idx]), guided(m, mu), m2 ? guided(m2, m2u) : acc_t(0),
+                                          prev ? acc_t(prev[idx]) : acc_t(0), z, clip);
+      out[idx] = static_cast<scalar_t>(r.out);
+      if (x0_out) x0_out[idx] = static_cast<scalar_t>(r.x0);
+    }
   }
 }
 
@@ -81,8 +85,10 @@ void launch_add_noise(const scalar_t* x0, const acc_t* coefs, const scalar_t* no
 template <typename scalar_t, typename acc_t>
 void launch_diffusion_step(const StepInputs& in, const acc_t* coefs, scalar_t* out, scalar_t* x0_out,
                            int64_t numel, int64_t per_sample, double guidance, double clip, cudaStream_t stream) {
-  const int64_t blocks = std::min<int64_t>((numel + kThreads - 1) / kThreads, kMaxBlocks);
-  diffusion_step_kernel<scalar_t, acc_t><<<unsigned(blocks), kThreads, 0, stream>>>(
+  const int64_t samples = numel / per_sample;
+  const int64_t blocks = std::min<int64_t>((per_sample + kThreads - 1) / kThreads, kMaxBlocks);
+  const dim3 grid(unsigned(blocks), unsigned(std::min<int64_t>(samples, kMaxGridZ)));
+  diffusion_step_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
       in, coefs, out, x0_out, numel, per_sample, acc_t(guidance), acc_t(clip));
 }
 

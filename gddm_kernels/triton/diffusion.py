@@ -8,7 +8,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..reference.diffusion_kernels import STEP_COEFS, noise_shape
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS
+from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile
 
 STEP_BLOCK = 1024
 DOMAIN_CODES = {"image": 0, "gradient": 1, "laplacian": 2}
@@ -73,13 +73,7 @@ def _y(x_ptr, noise_ptr, seed, img, ii, jj, W, a, s, mask, EXACT: tl.constexpr, 
 def _add_noise_kernel(x_ptr, coef_ptr, noise_ptr, seed_ptr, out_ptr, noise_out_ptr, images_per_sample, H, W,
                       DOMAIN: tl.constexpr, EXACT: tl.constexpr, GIVEN: tl.constexpr, WRITE_NOISE: tl.constexpr,
                       BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    pid = tl.program_id(0)
-    tiles_w = tl.cdiv(W, BLOCK_W)
-    tiles_h = tl.cdiv(H, BLOCK_H)
-    n = (pid // (tiles_w * tiles_h)).to(tl.int64)
-    rest = pid % (tiles_w * tiles_h)
-    i = (rest // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
-    j = (rest % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+    n, i, j = _grid_tile(H, W, BLOCK_H, BLOCK_W)
     inside = (i < H) & (j < W)
     b = n // images_per_sample
     a = tl.load(coef_ptr + 2 * b).to(tl.float32)

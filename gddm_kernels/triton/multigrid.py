@@ -10,20 +10,7 @@ from torch import Tensor
 
 from .. import _multigrid as multigrid
 from ..reference import laplacian as reference_laplacian
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS
-
-
-@triton.jit
-def _grid_tile(H, W, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    """Image n (int64), rows (BLOCK_H, 1) and columns (1, BLOCK_W) of this program."""
-    pid = tl.program_id(0)
-    tiles_w = tl.cdiv(W, BLOCK_W)
-    tiles_h = tl.cdiv(H, BLOCK_H)
-    n = (pid // (tiles_w * tiles_h)).to(tl.int64)
-    rest = pid % (tiles_w * tiles_h)
-    i = (rest // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
-    j = (rest % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
-    return n, i, j
+from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile
 
 
 @triton.jit

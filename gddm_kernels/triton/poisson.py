@@ -10,7 +10,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .._spectral import dct_solve
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _tile, divergence
+from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _tile, divergence
 
 @triton.jit
 def _dct_source(m, N):
@@ -59,13 +59,7 @@ def _spectral_solve_kernel(z_ptr, H, W, mean, BLOCK_H: tl.constexpr, BLOCK_W: tl
     """Rows p and H-p of one image's half spectrum (viewed as float pairs), in place."""
     Wh = W // 2 + 1
     pairs = H // 2 + 1
-    pid = tl.program_id(0)
-    tiles_w = tl.cdiv(Wh, BLOCK_W)
-    tiles_h = tl.cdiv(pairs, BLOCK_H)
-    n = (pid // (tiles_w * tiles_h)).to(tl.int64)
-    rest = pid % (tiles_w * tiles_h)
-    p = (rest // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
-    q = (rest % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+    n, p, q = _grid_tile(pairs, Wh, BLOCK_H, BLOCK_W)
     inside = (p < pairs) & (q < Wh)
     p_m = (H - p) % H
     a_ptr = z_ptr + 2 * ((n * H + p) * Wh + q)

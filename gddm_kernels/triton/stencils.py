@@ -14,9 +14,10 @@ NUM_WARPS = 4
 
 
 @triton.jit
-def _tile(B1, H, W, s_b0, s_b1, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    """This program's image n (int64), its input base offset, row indices (BLOCK_H, 1),
-    column indices (1, BLOCK_W) and the in-image mask."""
+def _grid_tile(H, W, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """This program's image n (int64), row indices (BLOCK_H, 1) and column indices
+    (1, BLOCK_W): the 1-D grid enumerates images x row tiles x column tiles. Every Triton
+    kernel of the package walks its images this way."""
     pid = tl.program_id(0)
     tiles_w = tl.cdiv(W, BLOCK_W)
     tiles_h = tl.cdiv(H, BLOCK_H)
@@ -24,6 +25,14 @@ def _tile(B1, H, W, s_b0, s_b1, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
     rest = pid % (tiles_w * tiles_h)
     i = (rest // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
     j = (rest % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+    return n, i, j
+
+
+@triton.jit
+def _tile(B1, H, W, s_b0, s_b1, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """_grid_tile plus the image's input base offset (batch folded as (B0, B1)) and the
+    in-image mask."""
+    n, i, j = _grid_tile(H, W, BLOCK_H, BLOCK_W)
     base = (n // B1) * s_b0 + (n % B1) * s_b1
     return n, base, i, j, (i < H) & (j < W)
 
