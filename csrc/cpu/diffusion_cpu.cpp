@@ -15,50 +15,35 @@ namespace {
 
 constexpr int64_t kNoiseBlock = 1024;  // normals generated ahead of a step's element loop
 
-// The generated noise a row of noise-add reads, filled ahead of the pixel loop: the image row
-// (paper model), both field rows (gradient domain, paper), or the rows i-1 .. i+1 (exact model,
-// whose stencil reads the neighbours' noise).
-class RowNoise {
- public:
-  explicit RowNoise(int64_t W) : first_(3 * W), second_(W) {}
-
-  void fill(int64_t seed, int64_t n, int64_t i, int64_t H, int64_t W, int domain, bool exact) {
-    const int64_t img = n * H * W;
-    if (exact) {
-      const int64_t lo = std::max<int64_t>(i - 1, 0), hi = std::min<int64_t>(i + 2, H);
-      set(first_, first_start_, first_count_, seed, img + lo * W, (hi - lo) * W);
-      second_count_ = 0;
-    } else if (domain == kGradient) {
-      set(first_, first_start_, first_count_, seed, 2 * img + i * W, W);
-      set(second_, second_start_, second_count_, seed, 2 * img + (H + i) * W, W);
-    } else {
-      set(first_, first_start_, first_count_, seed, img + i * W, W);
-      second_count_ = 0;
-    }
-  }
-
-  float operator()(int64_t idx) const {
-    const int64_t at = idx - first_start_;
-    return at >= 0 && at < first_count_ ? first_[at] : second_[idx - second_start_];
-  }
-
- private:
-  static void set(std::vector<float>& buffer, int64_t& start, int64_t& count, int64_t seed, int64_t from,
-                  int64_t n) {
-    start = from;
-    count = n;
-    fill_normals(seed, from, n, buffer.data());
-  }
-
-  std::vector<float> first_, second_;
-  int64_t first_start_ = 0, first_count_ = 0, second_start_ = 0, second_count_ = 0;
-};
-
 template <typename T>
 const T* optional_ptr(const c10::optional<at::Tensor>& t) {
   return t ? t->const_data_ptr<T>() : nullptr;
 }
 
+// The paper Laplacian of a row c with the rows above (u) and below (d), edge-replicated.
+template <typename acc_t>
+void laplacian_row(const acc_t* u, const acc_t* c, const acc_t* d, int64_t W, acc_t* out) {
+  if (W == 1) {
+    out[0] = laplacian_from(c[0], u[0], d[0], c[0], c[0]);
+    return;
+  }
+  out[0] = laplacian_from(c[0], u[0], d[0], c[0], c[1]);
+  for (int64_t j = 1; j + 1 < W; ++j) out[j] = laplacian_from(c[j], u[j], d[j], c[j - 1], c[j + 1]);
+  out[W - 1] = laplacian_from(c[W - 1], u[W - 1], d[W - 1], c[W - 2], c[W - 1]);
+}
+
+// The two gradient components of row c (d: the row below, has_down: whether it exists).
+template <typename acc_t>
+void gradient_row(const acc_t* c, const acc_t* d, bool has_down, int64_t W, acc_t* gv, acc_t* gh) {
+  for (int64_t j = 0; j < W; ++j) gv[j] = has_down ? d[j] - c[j] : acc_t(0);
+  for (int64_t j = 0; j + 1 < W; ++j) gh[j] = c[j + 1] - c[j];
+  gh[W - 1] = acc_t(0);
+}
+
+// CPU noise-add, row by row: the rows a pixel row needs (x or, for the exact model,
+// y = a x + s eps, above / at / below it, and its noise rows) are staged in buffers, then the
+// stencil and the noise run as branch-free loops (the maths of add_noise_pixel in
+// csrc/diffusion.h, reorganised for vectorisation).
 std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at::Tensor& coefs, int64_t domain,
                                                  bool exact, const c10::optional<at::Tensor>& noise,
                                                  const c10::optional<at::Tensor>& seed, bool write_noise) {
@@ -74,20 +59,72 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
     scalar_t* out = plan.out.mutable_data_ptr<scalar_t>();
     scalar_t* noise_out = plan.noise_out.numel() ? plan.noise_out.mutable_data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, plan.images * H, row_grain(W), [&](int64_t begin, int64_t end) {
-      RowNoise noise_rows(W);
+      // Row buffers: field rows up / centre / down, noise rows 0..2, two result rows.
+      std::vector<acc_t> buffer(8 * W);
+      std::vector<float> normals(W);
+      acc_t* rows[3] = {buffer.data(), buffer.data() + W, buffer.data() + 2 * W};
+      acc_t* eps[3] = {buffer.data() + 3 * W, buffer.data() + 4 * W, buffer.data() + 5 * W};
+      acc_t *res0 = buffer.data() + 6 * W, *res1 = buffer.data() + 7 * W;
+      auto load_noise = [&](int64_t start, acc_t* dst) {  // W normals from flat noise index `start`
+        if (given) {
+          for (int64_t j = 0; j < W; ++j) dst[j] = acc_t(given[start + j]);
+        } else {
+          fill_normals(seed_value, start, W, normals.data());
+          for (int64_t j = 0; j < W; ++j) dst[j] = acc_t(normals[j]);
+        }
+      };
+      auto store = [&](scalar_t* dst, const acc_t* src) {
+        for (int64_t j = 0; j < W; ++j) dst[j] = static_cast<scalar_t>(src[j]);
+      };
       for (int64_t r = begin; r < end; ++r) {
-        const int64_t n = r / H, i = r % H, b = n / images_per_sample;
+        const int64_t n = r / H, i = r % H, b = n / images_per_sample, img = n * H * W;
         const acc_t a = k[2 * b], s = k[2 * b + 1];
-        if (!given) noise_rows.fill(seed_value, n, i, H, W, int(domain), exact);
-        for (int64_t j = 0; j < W; ++j) {
-          if (given) {
-            add_noise_pixel<acc_t>(x, out, noise_out, n * H * W, i, j, H, W, int(domain), exact, a, s,
-                                   [&](int64_t idx) { return acc_t(given[idx]); });
+        const int64_t neighbour[3] = {std::max<int64_t>(i - 1, 0), i, std::min<int64_t>(i + 1, H - 1)};
+        const bool stencil = domain != kImage;
+        // rows[] = a x (paper) or a x + s eps (exact) at rows i-1, i, i+1 (clamped).
+        for (int q = 0; q < 3; ++q) {
+          if (q != 1 && !stencil) continue;
+          const scalar_t* xr = x + img + neighbour[q] * W;
+          if (exact) {
+            load_noise(img + neighbour[q] * W, eps[q]);
+            for (int64_t j = 0; j < W; ++j) rows[q][j] = a * acc_t(xr[j]) + s * eps[q][j];
           } else {
-            add_noise_pixel<acc_t>(x, out, noise_out, n * H * W, i, j, H, W, int(domain), exact, a, s,
-                                   [&](int64_t idx) { return acc_t(noise_rows(idx)); });
+            for (int64_t j = 0; j < W; ++j) rows[q][j] = a * acc_t(xr[j]);
           }
         }
+        if (domain == kGradient) {
+          gradient_row(rows[1], rows[2], i + 1 < H, W, res0, res1);
+          scalar_t* out_v = out + 2 * img + i * W;
+          scalar_t* out_h = out_v + H * W;
+          if (!exact) {
+            load_noise(2 * img + i * W, eps[0]);
+            load_noise(2 * img + (H + i) * W, eps[2]);
+            for (int64_t j = 0; j < W; ++j) {
+              res0[j] += s * eps[0][j];
+              res1[j] += s * eps[2][j];
+            }
+            if (noise_out) {
+              store(noise_out + 2 * img + i * W, eps[0]);
+              store(noise_out + 2 * img + (H + i) * W, eps[2]);
+            }
+          } else if (noise_out) {
+            store(noise_out + img + i * W, eps[1]);
+          }
+          store(out_v, res0);
+          store(out_h, res1);
+          continue;
+        }
+        if (domain == kLaplacian) {
+          laplacian_row(rows[0], rows[1], rows[2], W, res0);
+        } else {
+          std::copy(rows[1], rows[1] + W, res0);
+        }
+        if (!exact) {
+          load_noise(img + i * W, eps[1]);
+          for (int64_t j = 0; j < W; ++j) res0[j] += s * eps[1][j];
+        }
+        store(out + img + i * W, res0);
+        if (noise_out) store(noise_out + img + i * W, eps[1]);
       }
     });
   });
