@@ -45,11 +45,16 @@ at::Tensor dct_reorder_cpu(const at::Tensor& x, bool field, double scale) {
         const int64_t n = r / b.H, m1 = r % b.H, i = dct_source(m1, b.H);
         const scalar_t* img = in + b.base(n);
         acc_t* orow = o + r * b.W;
-        for (int64_t m2 = 0; m2 < b.W; ++m2) {
-          const int64_t j = dct_source(m2, b.W);
-          const scalar_t* p = img + i * b.s_h + j * b.s_w;
-          const acc_t v = field ? divergence_at<acc_t>(p, b.s_c, b.s_h, b.s_w, i, j, b.H, b.W) : acc_t(*p);
-          orow[m2] = s * v;
+        if (field) {
+          for (int64_t m2 = 0; m2 < b.W; ++m2) {
+            const int64_t j = dct_source(m2, b.W);
+            orow[m2] = s * divergence_at<acc_t>(img + i * b.s_h + j * b.s_w, b.s_c, b.s_h, b.s_w, i, j, b.H, b.W);
+          }
+        } else {  // even columns ascending, then odd columns descending: two strided loops
+          const scalar_t* row = img + i * b.s_h;
+          const int64_t half = (b.W + 1) / 2;
+          for (int64_t m2 = 0; m2 < half; ++m2) orow[m2] = s * acc_t(row[2 * m2 * b.s_w]);
+          for (int64_t m2 = half; m2 < b.W; ++m2) orow[m2] = s * acc_t(row[(2 * (b.W - 1 - m2) + 1) * b.s_w]);
         }
       }
     });
@@ -110,7 +115,9 @@ at::Tensor dct_unreorder_cpu(const at::Tensor& v, at::ScalarType dtype) {
         const int64_t n = r / H, m1 = r % H;
         const acc_t* vrow = in + r * W;
         scalar_t* orow = o + (n * H + dct_source(m1, H)) * W;
-        for (int64_t m2 = 0; m2 < W; ++m2) orow[dct_source(m2, W)] = static_cast<scalar_t>(vrow[m2]);
+        const int64_t half = (W + 1) / 2;
+        for (int64_t m2 = 0; m2 < half; ++m2) orow[2 * m2] = static_cast<scalar_t>(vrow[m2]);
+        for (int64_t m2 = half; m2 < W; ++m2) orow[2 * (W - 1 - m2) + 1] = static_cast<scalar_t>(vrow[m2]);
       }
     });
   });
