@@ -26,9 +26,10 @@ from torch import Tensor
 from ._layout import fold_batch
 
 RECONSTRUCT_SCALE = 0.25  # reconstruct(g) = poisson_solve(0.25 * divergence(g))
-# Largest max(H, W) solved by matrix products, per device type (CPU: measured on 2 cores; GPU:
+# Largest max(H, W) solved by matrix products, per device type (CPU: the matmul path wins up to
+# 48x48 on 2 cores, single images and batches of 48, benchmarks/bench_multigrid.py; GPU:
 # FFT path everywhere until measured on the H100).
-MATMUL_MAX_SIZE = {"cpu": 32, "cuda": 0}
+MATMUL_MAX_SIZE = {"cpu": 48, "cuda": 0}
 
 
 def dct_solve(x: Tensor, field: bool, mean: float, kernels: object) -> Tensor:
