@@ -347,10 +347,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="noise models (default: paper exact)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the subsets and noise (default: {SEED})")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     generator = torch.Generator().manual_seed(args.seed)
-    datasets = {name: load_data(name, args.size, args.max_images, generator) for name in args.datasets}
-    result = run(datasets, args.num_t, tuple(args.noise_models), args.bins, args.seed)
+    with torch.no_grad():
+        datasets = {name: load_data(name, args.size, args.max_images, generator) for name in args.datasets}
+        result = run(datasets, args.num_t, tuple(args.noise_models), args.bins, args.seed)
     fig.write_json(args.out / "jsd.json", result)
     plot(result, args.out / "jsd.png")
     print(f"wrote {args.out / 'jsd.json'} and {args.out / 'jsd.png'}")

@@ -232,9 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.example not in args.images:
         parser.error(f"--example {args.example!r} must be one of --images")
-    torch.set_grad_enabled(False)
-    images = fig.natural_images(tuple(args.images), faces=not args.no_faces)
-    result = run(images, bins=args.bins)
+    with torch.no_grad():
+        images = fig.natural_images(tuple(args.images), faces=not args.no_faces)
+        result = run(images, bins=args.bins)
     fig.write_json(args.out / "sparsity.json", result)
     plot(result, images[args.example][0], args.example, args.out / "sparsity.png")
     print(f"wrote {args.out / 'sparsity.json'} and {args.out / 'sparsity.png'}")

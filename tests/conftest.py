@@ -45,3 +45,10 @@ def assert_close_to_oracle(actual: torch.Tensor, oracle: torch.Tensor, dtype: to
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_is_restored():
+    """A test must not leave autograd switched off for the tests after it."""
+    yield
+    assert torch.is_grad_enabled(), "the test left torch.set_grad_enabled(False) behind"
