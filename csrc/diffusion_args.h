@@ -10,10 +10,9 @@
 #include <vector>
 
 #include "diffusion.h"
+#include "image_batch.h"
 
 namespace gddm {
-
-inline at::ScalarType arithmetic_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
 inline void check_coefs(const at::Tensor& coefs, const at::Tensor& x, int64_t per_sample, const char* op) {
   TORCH_CHECK(coefs.is_contiguous() && coefs.dim() == 2 && coefs.size(0) == x.size(0) &&

@@ -23,6 +23,24 @@ inline ImageBatch image_batch(const at::Tensor& x, bool field, const char* op) {
                     x.stride(1), field ? x.stride(2) : 0, x.stride(h), x.stride(h + 1)};
 }
 
+// The arithmetic dtype of data of dtype t: float64 for float64, float32 otherwise.
+inline at::ScalarType arithmetic_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+// The half spectrum (..., H, W/2+1) a DCT solve works on in place; returns the image count.
+inline int64_t check_spectrum(const at::Tensor& spectrum, int64_t H, int64_t W) {
+  TORCH_CHECK(spectrum.is_complex() && spectrum.is_contiguous() && spectrum.dim() >= 2 &&
+                  spectrum.size(-2) == H && spectrum.size(-1) == W / 2 + 1,
+              "gddm_C::spectral_solve_: expected a contiguous complex (..., H, W//2+1) spectrum");
+  return spectrum.numel() == 0 ? 0 : spectrum.numel() / (H * (W / 2 + 1));
+}
+
+// A reordered solution v (contiguous, arithmetic dtype) going back to `dtype`.
+inline void check_unreorder(const at::Tensor& v, at::ScalarType dtype) {
+  TORCH_CHECK(v.is_contiguous() && v.dim() >= 2, "gddm_C::dct_unreorder: expected a contiguous (..., H, W) tensor");
+  TORCH_CHECK(v.scalar_type() == arithmetic_dtype(dtype),
+              "gddm_C::dct_unreorder: float64 solutions go to float64 only, float32 ones to the other dtypes");
+}
+
 // Contiguous output shapes: (B0, B1, 2, H, W) for gradient, (B0, B1, H, W) otherwise.
 inline std::vector<int64_t> field_shape(const ImageBatch& b) { return {b.B0, b.B1, 2, b.H, b.W}; }
 inline std::vector<int64_t> image_shape(const ImageBatch& b) { return {b.B0, b.B1, b.H, b.W}; }

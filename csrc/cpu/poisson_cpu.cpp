@@ -29,11 +29,9 @@ std::vector<Twiddle<acc_t>> twiddles(int64_t N) {
   return t;
 }
 
-at::ScalarType opmath_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
-
 at::Tensor dct_reorder_cpu(const at::Tensor& x, bool field, double scale) {
   const ImageBatch b = image_batch(x, field, "dct_reorder");
-  at::Tensor out = at::empty(image_shape(b), x.options().dtype(opmath_dtype(x.scalar_type())));
+  at::Tensor out = at::empty(image_shape(b), x.options().dtype(arithmetic_dtype(x.scalar_type())));
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -63,11 +61,8 @@ at::Tensor dct_reorder_cpu(const at::Tensor& x, bool field, double scale) {
 }
 
 void spectral_solve_cpu(at::Tensor& spectrum, int64_t H, int64_t W, double mean) {
-  TORCH_CHECK(spectrum.is_complex() && spectrum.is_contiguous() && spectrum.dim() >= 2 &&
-                  spectrum.size(-2) == H && spectrum.size(-1) == W / 2 + 1,
-              "gddm_C::spectral_solve_: expected a contiguous complex (..., H, W//2+1) spectrum");
-  const int64_t Wh = W / 2 + 1, batch = spectrum.numel() / (H * Wh);
-  if (spectrum.numel() == 0) return;
+  const int64_t batch = check_spectrum(spectrum, H, W), Wh = W / 2 + 1;
+  if (batch == 0) return;
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(spectrum.scalar_type()), "gddm_C", [&] {
     using acc_t = scalar_t;
     auto* z = reinterpret_cast<Cplx<acc_t>*>(spectrum.mutable_data_ptr());
@@ -100,9 +95,7 @@ void spectral_solve_cpu(at::Tensor& spectrum, int64_t H, int64_t W, double mean)
 }
 
 at::Tensor dct_unreorder_cpu(const at::Tensor& v, at::ScalarType dtype) {
-  TORCH_CHECK(v.is_contiguous() && v.dim() >= 2, "gddm_C::dct_unreorder: expected a contiguous (..., H, W) tensor");
-  TORCH_CHECK(v.scalar_type() == opmath_dtype(dtype),
-              "gddm_C::dct_unreorder: float64 solutions go to float64 only, float32 ones to the other dtypes");
+  check_unreorder(v, dtype);
   at::Tensor out = at::empty(v.sizes(), v.options().dtype(dtype));
   if (out.numel() == 0) return out;
   const int64_t H = v.size(-2), W = v.size(-1), batch = v.numel() / (H * W);

@@ -16,8 +16,7 @@ namespace {
 at::Tensor dct_reorder_cuda(const at::Tensor& x, bool field, double scale) {
   const ImageBatch b = image_batch(x, field, "dct_reorder");
   const c10::cuda::CUDAGuard guard(x.device());
-  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor out = at::empty(image_shape(b), x.options().dtype(acc));
+  at::Tensor out = at::empty(image_shape(b), x.options().dtype(arithmetic_dtype(x.scalar_type())));
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -29,12 +28,9 @@ at::Tensor dct_reorder_cuda(const at::Tensor& x, bool field, double scale) {
 }
 
 void spectral_solve_cuda(at::Tensor& spectrum, int64_t H, int64_t W, double mean) {
-  TORCH_CHECK(spectrum.is_complex() && spectrum.is_contiguous() && spectrum.dim() >= 2 &&
-                  spectrum.size(-2) == H && spectrum.size(-1) == W / 2 + 1,
-              "gddm_C::spectral_solve_: expected a contiguous complex (..., H, W//2+1) spectrum");
-  if (spectrum.numel() == 0) return;
+  const int64_t batch = check_spectrum(spectrum, H, W);
+  if (batch == 0) return;
   const c10::cuda::CUDAGuard guard(spectrum.device());
-  const int64_t batch = spectrum.numel() / (H * (W / 2 + 1));
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(spectrum.scalar_type()), "gddm_C", [&] {
     cuda::launch_spectral_solve(reinterpret_cast<Cplx<scalar_t>*>(spectrum.mutable_data_ptr()), batch, H, W,
                                 mean, c10::cuda::getCurrentCUDAStream());
@@ -43,9 +39,7 @@ void spectral_solve_cuda(at::Tensor& spectrum, int64_t H, int64_t W, double mean
 }
 
 at::Tensor dct_unreorder_cuda(const at::Tensor& v, at::ScalarType dtype) {
-  TORCH_CHECK(v.is_contiguous() && v.dim() >= 2, "gddm_C::dct_unreorder: expected a contiguous (..., H, W) tensor");
-  TORCH_CHECK((v.scalar_type() == at::kDouble) == (dtype == at::kDouble),
-              "gddm_C::dct_unreorder: float64 solutions go to float64 only, float32 ones to the other dtypes");
+  check_unreorder(v, dtype);
   const c10::cuda::CUDAGuard guard(v.device());
   at::Tensor out = at::empty(v.sizes(), v.options().dtype(dtype));
   if (out.numel() == 0) return out;
