@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from ._validation import check_image
+from ._validation import check_image, check_tensor
 from .dispatch import AUTO
 from .reference.diffusion import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, NOISE_MODELS, PREDICTION_TYPES,
                                    _check_choice, _check_clip, _check_guidance, _check_like, _check_pair,
@@ -44,7 +44,7 @@ def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | N
         return None
     if generator is not None:
         raise ValueError(f"gddm.{op}: argument `generator` must be None when `noise` is given, got a generator")
-    check_image(noise, op, "noise") if len(shape) >= 2 else None
+    check_tensor(noise, op, "noise")
     if tuple(noise.shape) != tuple(shape) or noise.device != like.device:
         raise ValueError(f"gddm.{op}: argument `noise` must have shape {tuple(shape)} on {like.device}, "
                          f"got shape {tuple(noise.shape)} on {noise.device}")
@@ -126,7 +126,7 @@ def _run_step(op: str, sample: Tensor, model_output: Tensor, coefs: dict[str, Te
 def _check_step(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule,
                 prediction_type: str, clip_x0: float | None, uncond_output: Tensor | None,
                 guidance_scale: float | None, domain_scale: float) -> None:
-    check_image(sample, op, "sample") if sample.dim() >= 2 else None
+    check_tensor(sample, op, "sample")
     _check_like(model_output, sample, op, "model_output")
     _check_choice(prediction_type, PREDICTION_TYPES, op, "prediction_type")
     _check_positive(domain_scale, op, "domain_scale")
