@@ -2,6 +2,8 @@
 
     python -m gddm_kernels train --mode laplacian --dataset digits --size 16 --steps 1500 --out runs/demo
     python -m gddm_kernels sample --checkpoint runs/demo/checkpoint.pt --out runs/demo/samples.png
+    python -m gddm_kernels train --mode gradient --process attenuation --out runs/atten
+    python -m gddm_kernels sample --checkpoint runs/atten/checkpoint.pt --sampler attenuation --eta 1
     torchrun --nproc-per-node 2 -m gddm_kernels train ...      (DDP: gloo on CPU, nccl on CUDA)
 
 `--help` on each subcommand explains every option; the defaults are TrainConfig's and
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from .dispatch import BACKENDS
 from .sample import RECONSTRUCTIONS, SAMPLERS, sample
-from .train import CHECKPOINT_NAME, MODES, PRECISIONS, SCHEDULES, TrainConfig, train
+from .train import CHECKPOINT_NAME, MODES, PRECISIONS, PROCESSES, SCHEDULES, T_MIN, TrainConfig, train
 
 TRAIN_DEFAULTS = TrainConfig()
 SAMPLE_DEFAULTS = {name: p.default for name, p in inspect.signature(sample).parameters.items()}
@@ -38,11 +40,17 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train a diffusion model (image, gradient or Laplacian domain)",
         description="Train an image (DDPM), gradient-domain (GDDM) or Laplacian-domain (LDDM) diffusion model "
-                    "with the fused gddm ops; writes OUT/checkpoint.pt. Under torchrun every process trains "
-                    "with its own batches and noise (DDP).",
+                    "with the fused gddm ops, as a DDPM process or as Huang et al.'s analytic-attenuation "
+                    "process (--process attenuation); writes OUT/checkpoint.pt. Under torchrun every process "
+                    "trains with its own batches and noise (DDP).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mode", choices=MODES, default=d.mode,
                    help="domain of the diffusion: image pixels, the gradient field (GDDM) or the Laplacian (LDDM)")
+    p.add_argument("--process", choices=PROCESSES, default=d.process,
+                   help="ddpm: the schedule's discrete process, an eps-predicting U-Net; attenuation: Huang et "
+                        "al.'s analytic attenuation F_t = (1-t) F0 + k sqrt(t) eps on continuous t ~ "
+                        f"U({T_MIN:g}, 1], a U-Net predicting (c = -F0, eps) with time input t*T (sampled by "
+                        "--sampler attenuation, the default for such checkpoints)")
     p.add_argument("--dataset", default=d.dataset,
                    help="'digits' (scikit-learn), 'faces' (scikit-image LFW subset) or a folder of images")
     p.add_argument("--size", type=int, default=d.size,
@@ -54,8 +62,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="clip the gradient norm to this (0: off)")
     p.add_argument("--ema-decay", type=float, default=d.ema_decay,
                    help="decay of the EMA weights the sampler uses, in [0, 1)")
-    p.add_argument("--timesteps", type=int, default=d.timesteps, help="T, the number of diffusion timesteps")
-    p.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule, help="noise schedule of the betas")
+    p.add_argument("--timesteps", type=int, default=d.timesteps,
+                   help="T, the number of diffusion timesteps (attenuation: the network's time input is t*T)")
+    p.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule,
+                   help="noise schedule of the betas (ddpm process only)")
     p.add_argument("--base-channels", type=int, default=d.base_channels, help="U-Net width of the first level")
     p.add_argument("--channel-mults", type=int, nargs="+", default=list(d.channel_mults),
                    help="U-Net width multiplier per resolution level")
@@ -63,7 +73,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout inside the residual blocks")
     p.add_argument("--lambda", dest="sparsity_weight", type=float, default=d.sparsity_weight,
                    help="weight of the guided-sparsity term lambda*mean|sqrt(gamma_t) x0_hat| (paper eqs. 25/26; "
-                        "0: off)")
+                        "attenuation: lambda*mean|c_hat|; 0: off)")
     p.add_argument("--poisson-net", action="store_true",
                    help="also train a Poisson network (noisy field -> image) for --reconstruction poisson_net")
     p.add_argument("--poisson-sigma-max", type=float, default=d.poisson_sigma_max,
@@ -92,11 +102,16 @@ def _add_sample(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help=f"PNG path (default: {SAMPLES_NAME} next to the checkpoint)")
     p.add_argument("--num-samples", type=int, default=d["num_samples"], help="images to draw (one batch)")
     p.add_argument("--steps", type=int, default=d["steps"],
-                   help="reverse steps, 1..T: an evenly spaced subsequence of the training timesteps")
+                   help="reverse steps: 1..T, an evenly spaced subsequence of the training timesteps (ddpm "
+                        "process); any number >= 1, a uniform grid from t=1 to 0 (attenuation process)")
     p.add_argument("--sampler", choices=SAMPLERS, default=d["sampler"],
-                   help="ddpm (ancestral), ddim (eta 0: deterministic) or dpm (DPM-Solver++(2M)); the "
-                        "attenuation step needs a two-output model and is not offered")
-    p.add_argument("--eta", type=float, default=d["eta"], help="DDIM noise level in [0, 1]")
+                   help="for a ddpm-process checkpoint: ddpm (ancestral), ddim (eta 0: deterministic) or dpm "
+                        "(DPM-Solver++(2M)); for an attenuation-process checkpoint: attenuation (Huang et al. "
+                        "Alg. 2 with --eta 1, deterministic with --eta 0); unset: the checkpoint's process's own "
+                        "(ddpm or attenuation)")
+    p.add_argument("--eta", type=float, default=d["eta"],
+                   help="noise level in [0, 1] of ddim (1: DDPM posterior variance) and attenuation (1: Alg. 2); "
+                        "0 is deterministic")
     p.add_argument("--clip-x0", type=float, default=None,
                    help="clamp every step's clean-field prediction to [-c, c] (field units; default: no clamp)")
     p.add_argument("--reconstruction", choices=RECONSTRUCTIONS, default=d["reconstruction"],

@@ -9,19 +9,22 @@ diffusion_step underneath). Same signatures and maths as gddm_kernels.reference.
   with `generator` on the data's device (no host sync, CUDA-graph capturable, independent of
   block sizes; gddm_kernels.reference.random is its specification).
 
-Every step is the generic affine update of reference/diffusion_kernels.py; the functions below
-only say which coefficients make it a DDPM, DDIM, DPM-Solver++(2M) or attenuation step.
+Both forward processes, `add_noise` (the schedule's x_t = sqrt(g) D(x0) + k sqrt(1-g) eps) and
+`attenuation_add_noise` (Huang et al.'s F_t = (1 - t) D(x0) + k sqrt(t) eps), are the one
+noise-add kernel x_t = a D(x0) + s eps with their own per-sample (a, s). Every step is the
+generic affine update of reference/diffusion_kernels.py; the functions below only say which
+coefficients make it a DDPM, DDIM, DPM-Solver++(2M) or attenuation step.
 """
 
 import torch
 from torch import Tensor
 
 from . import ops
-from ._validation import check_image, check_tensor
+from ._validation import check_tensor
 from .dispatch import AUTO
-from .reference.diffusion import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, NOISE_MODELS, PREDICTION_TYPES,
-                                   _check_choice, _check_clip, _check_guidance, _check_like, _check_pair,
-                                   _check_positive, _log_snr)
+from .reference.diffusion import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, PREDICTION_TYPES, _check_choice,
+                                   _check_clip, _check_forward, _check_guidance, _check_like, _check_pair,
+                                   _check_positive, _check_unit_times, _log_snr)
 from .reference.diffusion_kernels import STEP_COEFS, noise_shape
 from .schedules import Schedule, check_per_sample, check_values
 
@@ -71,18 +74,43 @@ def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image", 
     Differentiable in x0.
     """
     op = "add_noise"
-    check_image(x0, op, "x0")
-    if x0.dim() < 3:
-        raise ValueError(f"gddm.{op}: argument `x0` must have shape (B, ..., H, W) with at least 3 dims, "
-                         f"got shape {tuple(x0.shape)}")
-    _check_choice(domain, tuple(DOMAIN_SCALES), op, "domain")
-    _check_choice(noise_model, NOISE_MODELS, op, "noise_model")
+    _check_forward(x0, domain, noise_model, op)
     schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t")
+    g = schedule.gamma(t)
+    return _fused_add_noise(op, x0, g.sqrt(), (1 - g).sqrt(), domain, noise_model, noise, generator, return_noise,
+                            backend)
+
+
+def attenuation_add_noise(x0: Tensor, t: Tensor, domain: str = "image", noise_model: str = "paper",
+                          noise: Tensor | None = None, generator: torch.Generator | None = None, *,
+                          return_noise: bool = True, backend: str | None = None) -> tuple[Tensor, Tensor | None]:
+    """Forward process of the analytic-attenuation model (Huang et al. Alg. 1, H_t = c t,
+    c = -F0) at per-sample continuous times t (B,) in [0, 1], one fused pass (maths:
+    reference.diffusion.attenuation_add_noise):
+
+        F_t = (1 - t) D(x0) + k sqrt(t) eps                ("paper", k = DOMAIN_SCALES[domain])
+        F_t = D((1 - t) x0 + sqrt(t) eps), eps image-shaped ("exact")
+
+    i.e. torch.ops.gddm.add_noise with the per-sample coefficients [1 - t, k sqrt(t)].
+    Args, returns and noise as `add_noise`, with `t` floating instead of a schedule's
+    timesteps. Differentiable in x0.
+    """
+    op = "attenuation_add_noise"
+    _check_forward(x0, domain, noise_model, op)
+    t64 = _check_unit_times(t, x0, op).double()
+    return _fused_add_noise(op, x0, 1 - t64, t64.sqrt(), domain, noise_model, noise, generator, return_noise,
+                            backend)
+
+
+def _fused_add_noise(op: str, x0: Tensor, signal: Tensor, spread: Tensor, domain: str, noise_model: str,
+                     noise: Tensor | None, generator: torch.Generator | None, return_noise: bool,
+                     backend: str | None) -> tuple[Tensor, Tensor | None]:
+    """x_t = a D(x0) + k s eps ("paper") or D(a x0 + s eps) ("exact") in one kernel, with the
+    per-sample float64 coefficients a = `signal`, s = `spread` (B,); (x_t, eps) as `add_noise`."""
     exact = noise_model == "exact"
     eps = _checked_noise(op, noise, generator, noise_shape(x0.shape, domain, exact), x0)
-    g = schedule.gamma(t)
-    scale = (1.0 if exact else DOMAIN_SCALES[domain]) * (1 - g).sqrt()
-    coefs = torch.stack([g.sqrt(), scale], dim=1).to(_arithmetic_dtype(x0))
+    scale = 1.0 if exact else DOMAIN_SCALES[domain]
+    coefs = torch.stack([signal, scale * spread], dim=1).to(_arithmetic_dtype(x0))
     seed = _seed(generator, x0.device) if eps is None else None
     x_t, written = ops.add_noise(x0.contiguous(), coefs, domain, exact, eps, seed, return_noise, backend or AUTO)
     if eps is not None:

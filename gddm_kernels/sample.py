@@ -1,19 +1,31 @@
 """Sampling a trained model (gddm_kernels.train): the reverse process in the model's domain
 with the fused steps, then the reconstruction of images from the sampled fields.
 
-Reverse process. A subsequence of `steps` of the T training timesteps,
+Reverse process. The sampler must fit the process the checkpoint was trained with
+(SAMPLER_PROCESSES; by default the process's own, DEFAULT_SAMPLERS).
+
+  process "ddpm": a subsequence of `steps` of the T training timesteps,
 
     tau_i = floor((T - 1) (steps - 1 - i) / (steps - 1)),  i = 0 .. steps-1   (integer maths:
             T-1 down to 0, distinct for steps <= T; tau_0 = T-1 when steps = 1), then -1,
 
-is walked from F_{T-1} ~ N(0, k^2 I) (k the domain's noise scale) with one fused step per
-pair (tau_i, tau_{i+1}): "ddpm" (ancestral, eq. 5/15/22), "ddim" (eta = 0: deterministic) or
-"dpm" (DPM-Solver++(2M), first order on its first step). The last step goes to t_prev = -1,
-the clean field. The timesteps live on the device as a (steps + 1, B) table, so the loop has
-no host sync (no .item(), no printing of tensors): a CUDA stream runs ahead freely.
+  is walked from F_{T-1} ~ N(0, k^2 I) (k the domain's noise scale) with one fused step per
+  pair (tau_i, tau_{i+1}): "ddpm" (ancestral, eq. 5/15/22), "ddim" (eta = 0: deterministic) or
+  "dpm" (DPM-Solver++(2M), first order on its first step). The last step goes to t_prev = -1,
+  the clean field.
 
-The attenuation step (Huang et al.) is not offered: it needs a model with two outputs (the
-attenuation c and eps) on continuous times, which `train` does not train.
+  process "attenuation" (Huang et al. 2023, Alg. 2, H_t = c t): the uniform grid
+  t_i = 1 - i / steps, i = 0 .. steps, is walked from F_1 ~ N(0, k^2 I) with the fused
+  `attenuation_step` on the network's (c_hat, eps_hat):
+
+    F_{t'} = F_t - c_hat s - k (sqrt(t) - sqrt(t' - sigma^2)) eps_hat + k sigma z,
+    s = t - t',  sigma = eta sqrt(s t' / t);
+
+  eta = 1 is Alg. 2 (the Brownian bridge), eta = 0 the deterministic variant. The last step
+  goes to t' = 0, where F_0 = F_t - c_hat t - k sqrt(t) eps_hat (= F0 for exact predictions).
+
+The times live on the device as a (steps + 1, B) table (int64 timesteps or float64 times), so
+the loop has no host sync (no .item(), no printing of tensors): a CUDA stream runs ahead freely.
 
 Reconstruction of images (B, C, H, W) from the sampled field, clamped to [-1, 1]:
     image mode   the sample itself ("dct" and "multigrid" do nothing; "poisson_net" is an error)
@@ -31,7 +43,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .diffusion import ddim_step, ddpm_step, dpm_solver_2m_step
+from .diffusion import attenuation_step, ddim_step, ddpm_step, dpm_solver_2m_step
 from .dispatch import use_backend
 from .images import save_grid
 from .poisson import poisson_solve, reconstruct
@@ -39,7 +51,9 @@ from .reference.diffusion import DOMAIN_SCALES
 from .schedules import Schedule
 from .train import DiffusionNets, TrainConfig, autocast, load_checkpoint, make_schedule
 
-SAMPLERS = ("ddpm", "ddim", "dpm")
+SAMPLER_PROCESSES = {"ddpm": "ddpm", "ddim": "ddpm", "dpm": "ddpm", "attenuation": "attenuation"}
+SAMPLERS = tuple(SAMPLER_PROCESSES)
+DEFAULT_SAMPLERS = {"ddpm": "ddpm", "attenuation": "attenuation"}  # per training process
 RECONSTRUCTIONS = ("dct", "multigrid", "poisson_net")
 MULTIGRID_TOL = 1e-5
 CLEAN = -1  # t_prev of the last step: the clean sample
@@ -54,28 +68,62 @@ def timestep_sequence(num_timesteps: int, steps: int, device: torch.device | str
     return torch.cat([taus, taus.new_full((1,), CLEAN)])
 
 
+def time_sequence(steps: int, device: torch.device | str = "cpu") -> Tensor:
+    """(steps + 1,) float64: the attenuation sampler's uniform grid t_i = (steps - i) / steps,
+    from 1 down to 0 (module notes)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"gddm.sample: `steps` must be an integer >= 1, got {steps!r}")
+    return torch.arange(steps, -1, -1, dtype=torch.float64, device=device) / steps
+
+
+def sampler_times(sampler: str, schedule: Schedule, steps: int, device: torch.device | str = "cpu") -> Tensor:
+    """(steps + 1,) times a sampler walks: `time_sequence` for "attenuation", else
+    `timestep_sequence` of the schedule (checks `steps`)."""
+    if SAMPLER_PROCESSES[sampler] == "attenuation":
+        return time_sequence(steps, device)
+    return timestep_sequence(schedule.num_timesteps, steps, device)
+
+
+def check_sampler(sampler: str, config: TrainConfig) -> None:
+    """`sampler` is known (SAMPLERS) and fits the process `config` was trained with."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"gddm.sample: unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}")
+    needed = SAMPLER_PROCESSES[sampler]
+    if needed != config.process:
+        fitting = [name for name, process in SAMPLER_PROCESSES.items() if process == config.process]
+        raise ValueError(f"gddm.sample: sampler {sampler!r} needs a checkpoint trained with process {needed!r}, "
+                         f"this one was trained with process {config.process!r}; choose a sampler of "
+                         f"{fitting} (or leave `sampler` unset)")
+
+
 @torch.no_grad()
 def reverse_process(nets: DiffusionNets, config: TrainConfig, schedule: Schedule, num_samples: int, steps: int,
                     sampler: str, generator: torch.Generator, *, eta: float = 0.0, clip_x0: float | None = None,
                     progress: bool = False) -> Tensor:
     """Samples fields of the model's domain: (N, C, H, W), or (N, C, 2, H, W) for gradients.
-    `generator` lives on the device and draws the start and every step's noise."""
+    `schedule` sets the device (and the timesteps of the ddpm-process samplers; the attenuation
+    sampler does not read it); `generator` lives on the device and draws the start and every
+    step's noise. `nets.predict(x, t, precision)` gives the model's outputs (module notes)."""
+    check_sampler(sampler, config)
     device = schedule.device
     shape = (num_samples, config.channels, *(2,) * (config.mode == "gradient"), config.size, config.size)
     k = DOMAIN_SCALES[config.mode]
-    per_sample = timestep_sequence(schedule.num_timesteps, steps, device)[:, None].expand(-1, num_samples).contiguous()
+    per_sample = sampler_times(sampler, schedule, steps, device)[:, None].expand(-1, num_samples).contiguous()
     x = k * torch.randn(shape, generator=generator, device=device)
     prev_x0 = t_last = None
     for i in tqdm(range(steps), desc=f"sample {sampler}", disable=not progress, dynamic_ncols=True):
         t, t_prev = per_sample[i], per_sample[i + 1]
-        eps = nets.predict_noise(x, t, config.precision)
+        outputs = nets.predict(x, t, config.precision)  # (eps,) or (c, eps)
         common = dict(clip_x0=clip_x0, domain_scale=k)
-        if sampler == "ddpm":
-            x = ddpm_step(x, eps, t, t_prev, schedule, generator=generator, **common)
+        if sampler == "attenuation":
+            x = attenuation_step(x, outputs, t, t_prev, eta=eta, generator=generator, **common)
+        elif sampler == "ddpm":
+            x = ddpm_step(x, outputs[0], t, t_prev, schedule, generator=generator, **common)
         elif sampler == "ddim":
-            x = ddim_step(x, eps, t, t_prev, schedule, eta=eta, generator=generator, **common)
+            x = ddim_step(x, outputs[0], t, t_prev, schedule, eta=eta, generator=generator, **common)
         else:
-            x, prev_x0 = dpm_solver_2m_step(x, eps, t, t_prev, schedule, prev_x0=prev_x0, t_last=t_last, **common)
+            x, prev_x0 = dpm_solver_2m_step(x, outputs[0], t, t_prev, schedule, prev_x0=prev_x0, t_last=t_last,
+                                            **common)
             t_last = t
     return x
 
@@ -131,7 +179,7 @@ def load_nets(checkpoint: dict, use_ema: bool, device: torch.device) -> Diffusio
     return nets.to(device).eval()
 
 
-def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: int = 250, sampler: str = "ddpm",
+def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: int = 250, sampler: str | None = None,
            reconstruction: str = "dct", *, eta: float = 0.0, clip_x0: float | None = None, seed: int = 0,
            device: str | torch.device | None = None, use_ema: bool = True, size: int | None = None,
            poisson_checkpoint: str | os.PathLike | dict | None = None, backend: str | None = None,
@@ -141,10 +189,15 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
     Args:
         checkpoint: a checkpoint path, or one loaded with `gddm_kernels.train.load_checkpoint`.
         num_samples: N, drawn as one batch.
-        steps: reverse steps, 1 .. T (a subsequence of the training timesteps).
-        sampler: "ddpm", "ddim" (with `eta`) or "dpm" (DPM-Solver++(2M)).
+        steps: reverse steps: 1 .. T for the ddpm process (a subsequence of the training
+            timesteps), any integer >= 1 for the attenuation process (a uniform grid on [0, 1]).
+        sampler: for a ddpm-process checkpoint "ddpm", "ddim" (with `eta`) or "dpm"
+            (DPM-Solver++(2M)); for an attenuation-process checkpoint "attenuation" (with
+            `eta`); None: the process's default (DEFAULT_SAMPLERS).
         reconstruction: "dct", "multigrid" or "poisson_net".
-        eta: DDIM's noise level in [0, 1]. clip_x0: clamp each step's x0 prediction to
+        eta: noise level in [0, 1] of "ddim" (0: deterministic, 1: the DDPM posterior
+            variance) and "attenuation" (0: deterministic, 1: Huang et al.'s Alg. 2).
+        clip_x0: clamp each step's x0 prediction (for "attenuation": x0 = -c) to
             [-clip_x0, clip_x0] in the field's units (None: no clamp).
         seed: seeds the device generator of the start noise and the step noise.
         device: default CUDA when available, else CPU.
@@ -157,9 +210,6 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
     Returns:
         images (N, C, H, W) in [-1, 1], float32, on the device.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"gddm.sample: unknown sampler {sampler!r}; choose one of {list(SAMPLERS)} (the "
-                         "attenuation step needs a two-output model, which train does not make)")
     if reconstruction not in RECONSTRUCTIONS:
         raise ValueError(f"gddm.sample: unknown reconstruction {reconstruction!r}; choose one of {list(RECONSTRUCTIONS)}")
     if poisson_checkpoint is not None and reconstruction != "poisson_net":
@@ -168,12 +218,14 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
         raise ValueError(f"gddm.sample: `num_samples` must be an integer >= 1, got {num_samples!r}")
     checkpoint = as_checkpoint(checkpoint)
     config: TrainConfig = checkpoint["config"]
+    sampler = DEFAULT_SAMPLERS[config.process] if sampler is None else sampler
+    check_sampler(sampler, config)
     if size is not None and size != config.size:
         raise ValueError(f"gddm.sample: the checkpoint was trained on {config.size}x{config.size} images, got "
                          f"size={size}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     schedule = make_schedule(config)
-    timestep_sequence(schedule.num_timesteps, steps)  # checks `steps` before any work
+    sampler_times(sampler, schedule, steps)  # checks `steps` before any work
     with use_backend(backend) if backend else nullcontext():
         nets = load_nets(checkpoint, use_ema, device)
         poisson_net = _poisson_net(checkpoint, poisson_checkpoint, use_ema, device) \

@@ -10,25 +10,46 @@ becomes the clean field F0 = D(x0) with
 
 and the U-Net sees a field as channels, (B, C * COMPONENTS[mode], H, W) (`field_channels`).
 
-Objective of one step on one rank, with t ~ U{0, ..., T-1} per sample and g = gamma_t:
+Processes. Every mode trains one of two forward processes on its field (`process`), with one
+code path: only the noising, the network's outputs and the regression targets differ
+(`Objective.noised`, `DiffusionNets.predict`).
 
-    (F_t, eps) = add_noise(x0, t, schedule, mode)     F_t = sqrt(g) F0 + k sqrt(1 - g) eps
-    eps_hat    = model(F_t, t)                        (the fused op draws eps in-kernel and
-                                                       returns it as the target)
+    "ddpm"         t ~ U{0, ..., T-1} per sample, g = gamma_t of the schedule,
+                   (F_t, eps) = add_noise(x0, t, schedule, mode),
+                   F_t = sqrt(g) F0 + k sqrt(1 - g) eps;
+                   the U-Net (field_channels outputs) predicts eps_hat at the time input t.
+    "attenuation"  analytic attenuation (Huang et al. 2023, "Simultaneous Image-to-Zero and
+                   Zero-to-Noise", Alg. 1) with the linear attenuation H_t = c t, c = -F0:
+                   t ~ U(T_MIN, 1] per sample (continuous),
+                   (F_t, eps) = attenuation_add_noise(x0, t, mode),
+                   F_t = F0 + H_t + k sqrt(t) eps = (1 - t) F0 + k sqrt(t) eps;
+                   the U-Net has 2 * field_channels outputs, the first half c_hat (the
+                   attenuation, target c = -F0), the second eps_hat; its time input is t T
+                   (T = `timesteps`), so that the sinusoidal embedding spans the same range as
+                   a DDPM network's integer timesteps. The schedule is not used.
+
+In both the fused op draws eps in-kernel and returns it as the target. Objective of one step
+on one rank:
+
     L_eps      = mean (eps_hat - eps)^2               (eq. 18 for GDDM, eq. 24 for LDDM, the
                                                        "simple" DDPM loss for images)
-    L_sparse   = lambda mean |sqrt(g) F0_hat| = lambda mean |F_t - k sqrt(1 - g) eps_hat|
+    L_atten    = mean (c_hat - c)^2                   (attenuation only: Huang et al.'s loss is
+                                                       L_atten + L_eps)
+    L_sparse   = lambda mean |sqrt(g) F0_hat| = lambda mean |F_t - k sqrt(1 - g) eps_hat|  (ddpm)
+                 lambda mean |F0_hat| = lambda mean |c_hat|                             (attenuation)
     L_poisson  = mean (P(F0 + sigma z) - x0)^2,  sigma ~ U(0, sigma_max) per sample, z ~ N(0, I)
-    loss       = L_eps + L_sparse + L_poisson
+    loss       = L_eps [+ L_atten] + L_sparse + L_poisson
 
-L_sparse is the guided-sparsity term (eqs. 25/26): the L1 norm of the clean field predicted
-from eps_hat, F0_hat = (F_t - k sqrt(1 - g) eps_hat) / sqrt(g). It is weighted by sqrt(g) so
-that its gradient with respect to eps_hat stays bounded by lambda k per element: the bare
-|F0_hat| has the factor k sqrt((1 - g) / g), 157 k at t = T-1 of the linear schedule (g ~ 4e-5),
-which would let the noisiest timesteps dominate. L_poisson (only with `poisson_net`) trains
-the Poisson network P to map a field, made non-integrable by the added noise, to its image.
-Means run over every element of the batch. Means are per rank: under DDP each rank has its
-own loss, and the gradients are averaged across ranks.
+L_sparse is the guided-sparsity term (eqs. 25/26): the L1 norm of the predicted clean field.
+For ddpm, F0_hat = (F_t - k sqrt(1 - g) eps_hat) / sqrt(g) is weighted by sqrt(g) so that its
+gradient with respect to eps_hat stays bounded by lambda k per element: the bare |F0_hat| has
+the factor k sqrt((1 - g) / g), 157 k at t = T-1 of the linear schedule (g ~ 4e-5), which would
+let the noisiest timesteps dominate. The attenuation network predicts F0_hat = -c_hat directly,
+so its gradient is bounded by lambda without a weight. L_poisson (only with `poisson_net`, for
+either process: it does not depend on the diffusion) trains the Poisson network P to map a
+field, made non-integrable by the added noise, to its image. Means run over every element of
+the batch. Means are per rank: under DDP each rank has its own loss, and the gradients are
+averaged across ranks.
 
 Randomness. Per rank r, three generators are seeded from (seed, r, stream), so ranks draw
 different but reproducible batches and noise: "data" (the CPU generator of
@@ -60,7 +81,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from . import data as datasets
-from .diffusion import add_noise
+from .diffusion import add_noise, attenuation_add_noise
 from .dispatch import BACKENDS, use_backend
 from .models import PoissonNet, UNet
 from .reference.diffusion import DOMAIN_SCALES
@@ -69,6 +90,11 @@ from .stencils import gradient, laplacian
 
 MODES = ("image", "gradient", "laplacian")
 COMPONENTS = {"image": 1, "gradient": 2, "laplacian": 1}  # field channels per image channel
+PROCESSES = ("ddpm", "attenuation")
+# What the U-Net predicts per process, in the order of its output channel blocks; also the
+# names of the regression terms of the loss.
+PREDICTIONS = {"ddpm": ("eps",), "attenuation": ("attenuation", "eps")}
+T_MIN = 1e-3  # attenuation training times t ~ U(T_MIN, 1]: as t -> 0 the noise k sqrt(t) eps vanishes
 SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
 PRECISIONS = ("fp32", "bf16")
 RNG_STREAMS = ("data", "noise", "torch")
@@ -76,8 +102,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 EMA_WARMUP = 10  # EMA decay at optimiser step n is min(decay, (1 + n) / (EMA_WARMUP + n))
 # Config fields that must agree between a checkpoint and the run that resumes it.
-RESUME_FIELDS = ("mode", "dataset", "size", "channels", "batch_size", "timesteps", "schedule", "base_channels",
-                 "channel_mults", "num_res_blocks", "dropout", "poisson_net", "seed")
+RESUME_FIELDS = ("mode", "process", "dataset", "size", "channels", "batch_size", "timesteps", "schedule",
+                 "base_channels", "channel_mults", "num_res_blocks", "dropout", "poisson_net", "seed")
 
 
 @dataclasses.dataclass
@@ -86,6 +112,9 @@ class TrainConfig:
 
     Attributes:
         mode: "image" (DDPM), "gradient" (GDDM) or "laplacian" (LDDM).
+        process: "ddpm" (the schedule's discrete process, an eps-predicting U-Net) or
+            "attenuation" (Huang et al.'s analytic attenuation on continuous t, a U-Net
+            predicting (c, eps)); module notes.
         dataset: "digits", "faces" or a folder of images (gddm_kernels.data.load_dataset).
         size: image side in pixels; a multiple of 2 ** (len(channel_mults) - 1).
         channels: 1 (grey) or 3 (RGB).
@@ -94,10 +123,11 @@ class TrainConfig:
         lr: AdamW learning rate (no weight decay, constant).
         grad_clip: clip the global gradient norm to this (0 = no clipping).
         ema_decay: EMA decay in [0, 1), warmed up as min(decay, (1 + n) / (10 + n)).
-        timesteps: T, the number of diffusion steps; schedule: "linear" or "cosine".
+        timesteps: T, the number of diffusion steps (ddpm); for attenuation only the time
+            range [0, T] of the network's input t T. schedule: "linear" or "cosine" (ddpm only).
         base_channels, channel_mults, num_res_blocks, dropout: the U-Net (gddm_kernels.models).
         sparsity_weight: lambda of the guided-sparsity term (module notes; 0 = off).
-        poisson_net: also train a PoissonNet (gradient and laplacian modes only).
+        poisson_net: also train a PoissonNet (gradient and laplacian modes, either process).
         poisson_sigma_max: largest noise level sigma of the Poisson-net inputs.
         precision: "fp32" or "bf16" (autocast of the networks' forward passes, CPU or CUDA).
         seed: seeds the initialisation and, with the rank, every generator.
@@ -113,6 +143,7 @@ class TrainConfig:
     """
 
     mode: str = "laplacian"
+    process: str = "ddpm"
     dataset: str = "digits"
     size: int = 16
     channels: int = 1
@@ -143,6 +174,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
         _check_choice("mode", self.mode, MODES)
+        _check_choice("process", self.process, PROCESSES)
         _check_choice("schedule", self.schedule, tuple(SCHEDULES))
         _check_choice("precision", self.precision, PRECISIONS)
         if self.backend is not None:
@@ -217,21 +249,30 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 
 class DiffusionNets(nn.Module):
-    """The networks of a run: `model`, the eps-predicting U-Net on (B, field_channels, H, W),
-    and `poisson_net`, the field -> image PoissonNet (None unless config.poisson_net)."""
+    """The networks of a run: `model`, the U-Net on (B, field_channels, H, W) with one block of
+    field_channels outputs per entry of PREDICTIONS[config.process] (eps; or c, then eps), and
+    `poisson_net`, the field -> image PoissonNet (None unless config.poisson_net)."""
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__()
+        self.predictions = PREDICTIONS[config.process]
+        self.time_scale = float(config.timesteps) if config.process == "attenuation" else None
         width = dict(base_channels=config.base_channels, channel_mults=config.channel_mults)
-        self.model = UNet(config.field_channels, config.field_channels, num_res_blocks=config.num_res_blocks,
-                          dropout=config.dropout, **width)
+        self.model = UNet(config.field_channels, len(self.predictions) * config.field_channels,
+                          num_res_blocks=config.num_res_blocks, dropout=config.dropout, **width)
         self.poisson_net = PoissonNet(config.field_channels, config.channels, **width) if config.poisson_net else None
 
-    def predict_noise(self, field: Tensor, t: Tensor, precision: str) -> Tensor:
-        """eps_hat (float32, field's shape) for a noisy field (B, C, [2,] H, W) at timesteps t (B,)."""
+    def network_time(self, t: Tensor) -> Tensor:
+        """The U-Net's time input for t (B,): a ddpm timestep as it is, an attenuation time t in
+        (0, 1] as t T, so that both span the embedding's range [0, T] (module notes)."""
+        return t if self.time_scale is None else t * self.time_scale
+
+    def predict(self, field: Tensor, t: Tensor, precision: str) -> tuple[Tensor, ...]:
+        """The predictions named by PREDICTIONS[process] for a noisy field (B, C, [2,] H, W) at
+        times t (B,), each float32 of the field's shape: (eps_hat,) or (c_hat, eps_hat)."""
         with autocast(field.device, precision):
-            out = self.model(as_channels(field), t)
-        return out.float().view(field.shape)
+            out = self.model(as_channels(field), self.network_time(t))
+        return out.float().view(field.shape[0], len(self.predictions), *field.shape[1:]).unbind(1)
 
 
 class Objective(nn.Module):
@@ -245,14 +286,11 @@ class Objective(nn.Module):
 
     def forward(self, x0: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         config, batch = self.config, x0.shape[0]
-        t = torch.randint(0, config.timesteps, (batch,), generator=generator, device=x0.device)
-        noisy, eps = add_noise(x0, t, self.schedule, config.mode, generator=generator)
-        eps_hat = self.nets.predict_noise(noisy, t, config.precision)
-        parts = {"eps": (eps_hat - eps).square().mean()}
+        t, noisy, targets = self.noised(x0, generator)
+        predictions = dict(zip(self.nets.predictions, self.nets.predict(noisy, t, config.precision), strict=True))
+        parts = {name: (predictions[name] - target).square().mean() for name, target in targets.items()}
         if config.sparsity_weight:
-            residual_scale = (self.scale * (1 - self.schedule.gamma(t)).sqrt()).float()
-            scaled_clean = noisy - residual_scale.view(-1, *[1] * (noisy.dim() - 1)) * eps_hat
-            parts["sparsity"] = config.sparsity_weight * scaled_clean.abs().mean()
+            parts["sparsity"] = config.sparsity_weight * self.sparse_field(noisy, t, predictions).abs().mean()
         if self.nets.poisson_net is not None:
             field = as_channels(clean_field(x0, config.mode))
             sigma = config.poisson_sigma_max * torch.rand(batch, 1, 1, 1, generator=generator, device=x0.device)
@@ -262,6 +300,26 @@ class Objective(nn.Module):
             parts["poisson"] = (image.float() - x0).square().mean()
         loss = sum(parts.values())
         return loss, {name: value.detach() for name, value in parts.items()}
+
+    def noised(self, x0: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """One draw of the process for images x0 (B, C, H, W): (t (B,), F_t, targets), the targets
+        named like PREDICTIONS[process] (module notes, "Processes")."""
+        config, batch = self.config, x0.shape[0]
+        if config.process == "attenuation":
+            t = 1 - (1 - T_MIN) * torch.rand(batch, generator=generator, device=x0.device)
+            noisy, eps = attenuation_add_noise(x0, t, config.mode, generator=generator)
+            return t, noisy, {"attenuation": -clean_field(x0, config.mode), "eps": eps}
+        t = torch.randint(0, config.timesteps, (batch,), generator=generator, device=x0.device)
+        noisy, eps = add_noise(x0, t, self.schedule, config.mode, generator=generator)
+        return t, noisy, {"eps": eps}
+
+    def sparse_field(self, noisy: Tensor, t: Tensor, predictions: dict[str, Tensor]) -> Tensor:
+        """The predicted clean field as the sparsity term weighs it (module notes):
+        sqrt(g) F0_hat = F_t - k sqrt(1 - g) eps_hat (ddpm), F0_hat = -c_hat (attenuation)."""
+        if self.config.process == "attenuation":
+            return -predictions["attenuation"]
+        residual_scale = (self.scale * (1 - self.schedule.gamma(t)).sqrt()).float()
+        return noisy - residual_scale.view(-1, *[1] * (noisy.dim() - 1)) * predictions["eps"]
 
 
 # ---- EMA, ranks, generators ---------------------------------------------------------------------
@@ -396,7 +454,8 @@ def _restore(config: TrainConfig, ranks: _Ranks, nets: nn.Module, ema: nn.Module
 def train(config: TrainConfig) -> dict:
     """Trains as configured (module notes) and returns
         losses: this rank's total loss per step run by this call (floats),
-        loss_parts: the same per term ("eps", and "sparsity", "poisson" when active),
+        loss_parts: the same per term ("eps", "attenuation" for that process, and "sparsity",
+            "poisson" when active),
         start_step, step: the first and last step + 1 of this call,
         checkpoint: the checkpoint path (None without config.out),
         nets, ema: the trained DiffusionNets and their EMA copy,
@@ -435,7 +494,7 @@ def _train(config: TrainConfig, ranks: _Ranks) -> dict:
         ranks.barrier()
 
     bar = tqdm(total=config.steps, initial=start, disable=not config.progress or ranks.rank != 0,
-               desc=f"train {config.mode}", dynamic_ncols=True)
+               desc=f"train {config.mode} {config.process}", dynamic_ncols=True)
     pending: list[dict[str, Tensor]] = []
     history: dict[str, list[float]] = {}
     began = time.perf_counter()

@@ -5,6 +5,8 @@ Notation. g_t = gamma_t = prod_{s<=t} (1 - beta_s) (diffusers' alphas_cumprod), 
 with `schedule.gamma`. B = sample.shape[0]; `t`, `t_prev` are (B,) integer tensors, one
 timestep per sample, on the sample's device; t_prev = -1 denotes the clean sample (g_{-1} = 1),
 the target of a chain's last step. A step goes from t to any t_prev < t (not only t - 1).
+The analytic-attenuation process of Huang et al. (`attenuation_add_noise`, `attenuation_step`)
+has no schedule: its `t`, `t_prev` are (B,) floating times in [0, 1].
 
 Domains and the noise scale k (DESIGN.md table, Gong 2023 eqs. 14 and 21). In a domain with
 scale k the forward process is
@@ -51,6 +53,7 @@ from torch import Tensor
 
 from .._validation import check_image, check_tensor
 from ..schedules import Schedule, check_per_sample, check_values
+from .diffusion_kernels import noise_shape
 from .stencils import gradient, laplacian
 
 DOMAIN_SCALES = {"image": 1.0, "gradient": math.sqrt(2.0), "laplacian": math.sqrt(5.0) / 2}
@@ -100,6 +103,46 @@ def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image",
         x0's shape; eps the noise used (the training target), drawn in x0's dtype.
     """
     op = "add_noise"
+    _check_forward(x0, domain, noise_model, op)
+    schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t")
+    eps = _noise(op, noise, generator, noise_shape(x0.shape, domain, noise_model == "exact"), x0)
+    g = schedule.gamma(t)
+    return _mix(x0, g.sqrt(), (1 - g).sqrt(), eps, domain, noise_model), eps
+
+
+def attenuation_add_noise(x0: Tensor, t: Tensor, domain: str = "image", noise_model: str = "paper",
+                          noise: Tensor | None = None,
+                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Sample the forward process of the analytic-attenuation model (Huang et al. 2023,
+    "Simultaneous Image-to-Zero and Zero-to-Noise", Alg. 1) with the linear attenuation
+    H_t = c t, c = -F0, at per-sample continuous times t in [0, 1]:
+
+        F_t = F0 + H_t + k sqrt(t) eps = (1 - t) F0 + k sqrt(t) eps,     F0 = D(x0),
+
+    k = DOMAIN_SCALES[domain] (1, sqrt(2), sqrt(5)/2), D the domain's operator; the signal
+    decays to zero while the noise grows, so F_0 = F0 and F_1 = k eps. Noise models as
+    `add_noise`: "paper" adds i.i.d. noise of the field's shape (eps (B, ..., 2, H, W) in the
+    gradient domain), "exact" applies the operator to image-shaped noise,
+    F_t = (1 - t) D(x0) + sqrt(t) D(eps). `attenuation_step` is the matching reverse step.
+
+    Args:
+        x0: clean images (B, ..., H, W), floating dtype; B is the sample dim.
+        t: (B,) floating times in [0, 1], on x0's device.
+        domain, noise_model, noise, generator: as `add_noise`.
+    Returns:
+        (F_t, eps): F_t in x0's dtype (the field's shape), eps the noise used (drawn in x0's
+        dtype); the training targets are c = -D(x0) and eps.
+    """
+    op = "attenuation_add_noise"
+    _check_forward(x0, domain, noise_model, op)
+    t64 = _check_unit_times(t, x0, op).double()
+    eps = _noise(op, noise, generator, noise_shape(x0.shape, domain, noise_model == "exact"), x0)
+    return _mix(x0, 1 - t64, t64.sqrt(), eps, domain, noise_model), eps
+
+
+def _check_forward(x0: object, domain: object, noise_model: object, op: str) -> None:
+    """Arguments every forward process shares: images x0 (B, ..., H, W) with at least 3 dims,
+    a known domain and noise model."""
     check_image(x0, op, "x0")
     if x0.dim() < 3:
         raise ValueError(
@@ -108,24 +151,26 @@ def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image",
         )
     _check_choice(domain, tuple(DOMAIN_SCALES), op, "domain")
     _check_choice(noise_model, NOISE_MODELS, op, "noise_model")
-    schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t")
-    exact = noise_model == "exact"
-    operator = _OPERATORS[domain]
-    if domain == "gradient" and not exact:
-        noise_shape = torch.Size((*x0.shape[:-2], 2, *x0.shape[-2:]))
-    else:
-        noise_shape = x0.shape
-    eps = _noise(op, noise, generator, noise_shape, x0)
 
+
+def _check_unit_times(t: object, x0: Tensor, op: str) -> Tensor:
+    """`t` is a (B,) floating tensor on x0's device with values in [0, 1]."""
+    t = check_per_sample(t, x0.shape[0], x0.device, op, "t", integer=False)
+    check_values((t >= 0) & (t <= 1), t, op, "t", "lie in [0, 1]")
+    return t
+
+
+def _mix(x0: Tensor, signal: Tensor, spread: Tensor, eps: Tensor, domain: str, noise_model: str) -> Tensor:
+    """a D(x0) + k s eps ("paper") or a D(x0) + s D(eps) ("exact") with per-sample float64
+    a = `signal`, s = `spread` (B,), computed in the arithmetic dtype, returned in x0's."""
     dtype = _arithmetic_dtype(x0)
-    g = schedule.gamma(t)
-    signal = operator(x0.to(dtype))
-    if exact:
-        noise_term = _per_sample((1 - g).sqrt(), signal) * operator(eps.to(dtype))
+    operator = _OPERATORS[domain]
+    field = operator(x0.to(dtype))
+    if noise_model == "exact":
+        noise_term = _per_sample(spread, field) * operator(eps.to(dtype))
     else:
-        noise_term = _per_sample(DOMAIN_SCALES[domain] * (1 - g).sqrt(), signal) * eps.to(dtype)
-    x_t = _per_sample(g.sqrt(), signal) * signal + noise_term
-    return x_t.to(x0.dtype), eps
+        noise_term = _per_sample(DOMAIN_SCALES[domain] * spread, field) * eps.to(dtype)
+    return (_per_sample(signal, field) * field + noise_term).to(x0.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,7 +456,7 @@ def _arithmetic_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _noise(op: str, noise: Tensor | None, generator: torch.Generator | None, shape: torch.Size,
+def _noise(op: str, noise: Tensor | None, generator: torch.Generator | None, shape: tuple[int, ...],
            like: Tensor) -> Tensor:
     """The given standard normal `noise` (checked against `shape`), else a fresh draw."""
     if noise is None:
