@@ -13,10 +13,12 @@
 
 #include <cstdint>
 
+// Forced inline on both sides: the CPU kernels vectorise loops over these helpers only when
+// they are inlined, also into the ISA clones of csrc/cpu/isa.h.
 #if defined(__CUDACC__)
 #define GDDM_HD __host__ __device__ __forceinline__
 #else
-#define GDDM_HD inline
+#define GDDM_HD __attribute__((always_inline)) inline
 #endif
 
 namespace gddm {

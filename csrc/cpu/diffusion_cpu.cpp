@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "../diffusion_args.h"
+#include "normals_cpu.h"
 #include "parallel.h"
 
 #include <algorithm>
