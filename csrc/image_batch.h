@@ -34,6 +34,14 @@ inline int64_t check_spectrum(const at::Tensor& spectrum, int64_t H, int64_t W) 
   return spectrum.numel() == 0 ? 0 : spectrum.numel() / (H * (W / 2 + 1));
 }
 
+// The transposed spectrum (..., W//2+1, H) of spectral_solve_columns_ -> its batch size.
+inline int64_t check_spectrum_columns(const at::Tensor& spectrum_t, int64_t H, int64_t W) {
+  TORCH_CHECK(spectrum_t.is_complex() && spectrum_t.is_contiguous() && spectrum_t.dim() >= 2 &&
+                  spectrum_t.size(-2) == W / 2 + 1 && spectrum_t.size(-1) == H,
+              "gddm_C::spectral_solve_columns_: expected a contiguous complex (..., W//2+1, H) spectrum");
+  return spectrum_t.numel() == 0 ? 0 : spectrum_t.numel() / (H * (W / 2 + 1));
+}
+
 // A reordered solution v (contiguous, arithmetic dtype) going back to `dtype`.
 inline void check_unreorder(const at::Tensor& v, at::ScalarType dtype) {
   TORCH_CHECK(v.is_contiguous() && v.dim() >= 2, "gddm_C::dct_unreorder: expected a contiguous (..., H, W) tensor");

@@ -19,6 +19,11 @@ TORCH_LIBRARY(gddm_C, m) {
   m.def("dct_reorder(Tensor x, bool field, float scale) -> Tensor");
   m.def("spectral_solve_(Tensor(a!) spectrum, int H, int W, float mean) -> ()");
   m.def("dct_unreorder(Tensor v, ScalarType dtype) -> Tensor");
+  // The CPU pipeline (gddm_kernels/_spectral.py) runs spectral_solve_ (CUDA only) on the
+  // transposed spectrum (batch, W//2+1, H), the layout in which the CPU FFT leaves
+  // fft(rfft(v), dim=-2), and transposes the last two dims of a contiguous complex tensor back.
+  m.def("spectral_solve_columns_(Tensor(a!) spectrum_t, int H, int W, float mean) -> ()");
+  m.def("spectrum_rows(Tensor spectrum_t) -> Tensor");
   // Geometric multigrid stages (csrc/multigrid.h) on contiguous float32/float64 (..., H, W)
   // grids with cell widths wy (H,), wx (W,):
   //   mg_smooth_: one red (color 0, (i+j) even) or black (1) Gauss-Seidel half sweep, in place;

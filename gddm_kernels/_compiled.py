@@ -10,10 +10,10 @@ from torch import Tensor
 from . import _multigrid as multigrid
 from ._layout import field_shape, fold_batch
 from ._multigrid import fused_stages
+from ._spectral import column_fft_solve, dct_solve, row_fft_solve
 from .reference.diffusion_kernels import DOMAINS
 
 DOMAIN_CODES = {name: code for code, name in enumerate(DOMAINS)}  # csrc/diffusion.h's Domain
-from ._spectral import dct_solve
 
 
 def gradient(x: Tensor, scale: float = 1.0) -> Tensor:
@@ -42,9 +42,16 @@ def reconstruct(g: Tensor, mean: float = 0.0) -> Tensor:
 
 
 # The compiled kernels, looked up at call time (torch.ops.gddm_C.* exist only once _C loaded).
+def _fft_solve(v: Tensor, H: int, W: int, mean: float) -> Tensor:
+    """The middle of the DCT solve: the CPU pipeline on CPU tensors, rfft2/irfft2 on CUDA ones."""
+    if v.device.type == "cpu":
+        return column_fft_solve(v, H, W, mean)
+    return row_fft_solve(v, H, W, mean, torch.ops.gddm_C.spectral_solve_)
+
+
 _KERNELS = SimpleNamespace(
     dct_reorder=lambda *args: torch.ops.gddm_C.dct_reorder(*args),
-    spectral_solve_=lambda *args: torch.ops.gddm_C.spectral_solve_(*args),
+    fft_solve=_fft_solve,
     dct_unreorder=lambda *args: torch.ops.gddm_C.dct_unreorder(*args),
     divergence=divergence,
 )

@@ -1,5 +1,7 @@
 // CPU kernels of the cosine-transform Poisson solve: the reorder (optionally fused with the
-// divergence of a gradient field), the in-place spectral solve, and the inverse reorder.
+// divergence of a gradient field), the in-place spectral solve on the transposed spectrum of the
+// CPU pipeline (gddm_kernels/_spectral.py, column_fft_solve), the transposition of that spectrum
+// back to rows, and the inverse reorder.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -12,8 +14,9 @@
 #include <vector>
 
 #include "../image_batch.h"
-#include "parallel.h"
 #include "../poisson.h"
+#include "isa.h"
+#include "parallel.h"
 
 namespace gddm {
 namespace {
@@ -60,38 +63,128 @@ at::Tensor dct_reorder_cpu(const at::Tensor& x, bool field, double scale) {
   return out;
 }
 
-void spectral_solve_cpu(at::Tensor& spectrum, int64_t H, int64_t W, double mean) {
-  const int64_t batch = check_spectrum(spectrum, H, W), Wh = W / 2 + 1;
+// The row pairs (p, H - p), p = 1 .. (H-1)/2, of one column from structure-of-arrays buffers:
+// branch-free (the column's mirror flag is a template constant), so the loop vectorises.
+template <typename acc_t, bool kColMirror>
+GDDM_ALWAYS_INLINE void solve_mirrored_pairs(const acc_t* __restrict re, const acc_t* __restrict im, int64_t H,
+                                             const acc_t* __restrict tp_c, const acc_t* __restrict tp_s,
+                                             Twiddle<acc_t> tq, acc_t dc, acc_t* __restrict out_re,
+                                             acc_t* __restrict out_im) {
+  for (int64_t p = 1; p < (H + 1) / 2; ++p) {
+    // Scalar loads first: GCC vectorises the loop only when no aggregate is built from memory.
+    const acc_t a_re = re[p], a_im = im[p], b_re = re[H - p], b_im = im[H - p], c = tp_c[p], s = tp_s[p];
+    Cplx<acc_t> za, zb;
+    spectral_solve_pair<acc_t>({a_re, a_im}, {b_re, b_im}, {c, s}, tq, true, kColMirror, dc, za, zb);
+    out_re[p] = za.re;
+    out_im[p] = za.im;
+    out_re[H - p] = zb.re;
+    out_im[H - p] = zb.im;
+  }
+}
+
+// One column q of the transposed spectrum (H values, contiguous) through spectral_solve_pair,
+// in place, via structure-of-arrays buffers (work: 4 H values). Rows 0 and, for even H, H/2
+// are their own mirrors and are done one by one.
+template <typename acc_t>
+GDDM_ALWAYS_INLINE void solve_column(Cplx<acc_t>* column, int64_t H, const acc_t* tp_c, const acc_t* tp_s,
+                                     Twiddle<acc_t> tq, bool col_mirror, acc_t dc, acc_t* work) {
+  acc_t *re = work, *im = work + H, *out_re = work + 2 * H, *out_im = work + 3 * H;
+  for (int64_t p = 0; p < H; ++p) {
+    re[p] = column[p].re;
+    im[p] = column[p].im;
+  }
+  if (col_mirror) {
+    solve_mirrored_pairs<acc_t, true>(re, im, H, tp_c, tp_s, tq, dc, out_re, out_im);
+  } else {
+    solve_mirrored_pairs<acc_t, false>(re, im, H, tp_c, tp_s, tq, dc, out_re, out_im);
+  }
+  const int64_t self_mirrored[2] = {0, H / 2};  // the second only for even H > 1
+  for (int k = 0; k < ((H % 2 == 0 && H > 1) ? 2 : 1); ++k) {
+    const int64_t p = self_mirrored[k];
+    Cplx<acc_t> za, zb;
+    spectral_solve_pair<acc_t>({re[p], im[p]}, {re[p], im[p]}, {tp_c[p], tp_s[p]}, tq, p > 0, col_mirror, dc, za,
+                               zb);
+    out_re[p] = za.re;
+    out_im[p] = za.im;
+  }
+  for (int64_t p = 0; p < H; ++p) column[p] = {out_re[p], out_im[p]};
+}
+
+// The columns [begin, end) of a batch of transposed spectra (batch, Wh, H). Compiled per ISA:
+// the pair loop is division-bound and gains the full vector width.
+template <typename acc_t>
+GDDM_ALWAYS_INLINE void solve_columns(Cplx<acc_t>* z, int64_t H, int64_t W, acc_t mean, int64_t begin, int64_t end) {
+  const int64_t Wh = W / 2 + 1;
+  const auto t1 = twiddles<acc_t>(H), t2 = twiddles<acc_t>(W);
+  std::vector<acc_t> tp_c(t1.size()), tp_s(t1.size()), work(4 * H);
+  for (size_t p = 0; p < t1.size(); ++p) {
+    tp_c[p] = t1[p].c;
+    tp_s[p] = t1[p].s;
+  }
+  const acc_t dc = mean * acc_t(H) * acc_t(W);
+  for (int64_t r = begin; r < end; ++r) {
+    const int64_t q = r % Wh;
+    solve_column<acc_t>(z + r * H, H, tp_c.data(), tp_s.data(), t2[q], q > 0, dc, work.data());
+  }
+}
+
+GDDM_ISA_CLONES void solve_columns_f32(Cplx<float>* z, int64_t H, int64_t W, float mean, int64_t begin,
+                                       int64_t end) {
+  solve_columns<float>(z, H, W, mean, begin, end);
+}
+
+GDDM_ISA_CLONES void solve_columns_f64(Cplx<double>* z, int64_t H, int64_t W, double mean, int64_t begin,
+                                       int64_t end) {
+  solve_columns<double>(z, H, W, mean, begin, end);
+}
+
+void spectral_solve_columns_cpu(at::Tensor& spectrum_t, int64_t H, int64_t W, double mean) {
+  const int64_t batch = check_spectrum_columns(spectrum_t, H, W), columns = batch * (W / 2 + 1);
   if (batch == 0) return;
-  AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(spectrum.scalar_type()), "gddm_C", [&] {
-    using acc_t = scalar_t;
-    auto* z = reinterpret_cast<Cplx<acc_t>*>(spectrum.mutable_data_ptr());
-    const auto t1 = twiddles<acc_t>(H), t2 = twiddles<acc_t>(W);
-    const int64_t pairs = H / 2 + 1;  // rows p = 0 .. H/2 with their mirrors H - p
-    at::parallel_for(0, batch * pairs, row_grain(Wh), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t n = r / pairs, p = r % pairs, p_m = (H - p) % H;
-        Cplx<acc_t>* row_a = z + (n * H + p) * Wh;
-        Cplx<acc_t>* row_b = z + (n * H + p_m) * Wh;
-        const bool write_b = p > 0 && p_m != p;
-        const acc_t dc = acc_t(mean) * acc_t(H) * acc_t(W);
-        // The mirror flags as compile-time constants, so the interior loops are branch-free.
-        auto solve = [&](int64_t q, auto row_mirror, auto col_mirror) {
-          Cplx<acc_t> za, zb;
-          spectral_solve_pair(row_a[q], row_b[q], t1[p], t2[q], bool(row_mirror), bool(col_mirror), dc, za, zb);
-          row_a[q] = za;
-          if (write_b) row_b[q] = zb;
-        };
-        if (p > 0) {
-          solve(0, std::true_type{}, std::false_type{});
-          for (int64_t q = 1; q < Wh; ++q) solve(q, std::true_type{}, std::true_type{});
-        } else {
-          solve(0, std::false_type{}, std::false_type{});
-          for (int64_t q = 1; q < Wh; ++q) solve(q, std::false_type{}, std::true_type{});
+  const int64_t grain = std::max<int64_t>(1, kGrainElements / H);
+  if (spectrum_t.scalar_type() == at::kComplexDouble) {
+    auto* z = reinterpret_cast<Cplx<double>*>(spectrum_t.mutable_data_ptr());
+    at::parallel_for(0, columns, grain, [&](int64_t b, int64_t e) { solve_columns_f64(z, H, W, mean, b, e); });
+  } else {
+    TORCH_CHECK(spectrum_t.scalar_type() == at::kComplexFloat,
+                "gddm_C::spectral_solve_columns_: expected complex64 or complex128");
+    auto* z = reinterpret_cast<Cplx<float>*>(spectrum_t.mutable_data_ptr());
+    at::parallel_for(0, columns, grain, [&](int64_t b, int64_t e) { solve_columns_f32(z, H, W, float(mean), b, e); });
+  }
+}
+
+// (..., R, C) -> contiguous (..., C, R) in strips of kTransposeStrip source rows: a strip is
+// swept column by column, so every store is kTransposeStrip adjacent values (a 64-byte cache
+// line of complex64) while kTransposeStrip read streams advance together. Square tiles are
+// 2-4x slower here: their power-of-two strides collide in the cache.
+constexpr int64_t kTransposeStrip = 8;
+
+at::Tensor spectrum_rows_cpu(const at::Tensor& spectrum_t) {
+  TORCH_CHECK(spectrum_t.is_complex() && spectrum_t.is_contiguous() && spectrum_t.dim() >= 2,
+              "gddm_C::spectrum_rows: expected a contiguous complex (..., W//2+1, H) tensor");
+  const int64_t R = spectrum_t.size(-2), C = spectrum_t.size(-1);
+  std::vector<int64_t> shape(spectrum_t.sizes().begin(), spectrum_t.sizes().end());
+  std::swap(shape[shape.size() - 1], shape[shape.size() - 2]);
+  at::Tensor out = at::empty(shape, spectrum_t.options());
+  if (out.numel() == 0) return out;
+  const int64_t batch = out.numel() / (R * C), strips = (R + kTransposeStrip - 1) / kTransposeStrip;
+  AT_DISPATCH_COMPLEX_TYPES(spectrum_t.scalar_type(), "gddm_C", [&] {
+    const scalar_t* in = spectrum_t.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / (kTransposeStrip * C));
+    at::parallel_for(0, batch * strips, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / strips, r0 = (task % strips) * kTransposeStrip;
+        const int64_t r1 = std::min(r0 + kTransposeStrip, R);
+        const scalar_t* src = in + n * R * C;
+        scalar_t* dst = o + n * R * C;
+        for (int64_t c = 0; c < C; ++c) {
+          for (int64_t r = r0; r < r1; ++r) dst[c * R + r] = src[r * C + c];
         }
       }
     });
   });
+  return out;
 }
 
 at::Tensor dct_unreorder_cpu(const at::Tensor& v, at::ScalarType dtype) {
@@ -121,7 +214,8 @@ at::Tensor dct_unreorder_cpu(const at::Tensor& v, at::ScalarType dtype) {
 
 TORCH_LIBRARY_IMPL(gddm_C, CPU, m) {
   m.impl("dct_reorder", &dct_reorder_cpu);
-  m.impl("spectral_solve_", &spectral_solve_cpu);
+  m.impl("spectral_solve_columns_", &spectral_solve_columns_cpu);
+  m.impl("spectrum_rows", &spectrum_rows_cpu);
   m.impl("dct_unreorder", &dct_unreorder_cpu);
 }
 

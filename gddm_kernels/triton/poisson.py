@@ -2,6 +2,7 @@
 gddm_kernels._spectral), with the signatures of torch.ops.gddm_C.{dct_reorder,
 spectral_solve_, dct_unreorder}. The maths mirrors csrc/poisson.h."""
 
+import functools
 from types import SimpleNamespace
 
 import torch
@@ -9,7 +10,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .._spectral import dct_solve
+from .._spectral import dct_solve, row_fft_solve
 from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _tile, divergence
 
 @triton.jit
@@ -138,8 +139,8 @@ def dct_unreorder(v: Tensor, dtype: torch.dtype) -> Tensor:
     return out
 
 
-_KERNELS = SimpleNamespace(dct_reorder=dct_reorder, spectral_solve_=spectral_solve_, dct_unreorder=dct_unreorder,
-                           divergence=divergence)
+_KERNELS = SimpleNamespace(dct_reorder=dct_reorder, dct_unreorder=dct_unreorder, divergence=divergence,
+                           fft_solve=functools.partial(row_fft_solve, spectral_solve_=spectral_solve_))
 
 
 def poisson_solve(f: Tensor, mean: float = 0.0) -> Tensor:
