@@ -10,7 +10,9 @@ scheduler's step index is set before each call so it stays on the same step).
 
 Bytes moved (the memory-bound floor): add_noise reads x0 and writes x_t and the noise (the
 training target); DDPM and DDIM read x_t and the model output and write x_{t-1}; DPM-Solver++
-also reads the previous x0 prediction and writes the new one.
+also reads the previous x0 prediction and writes the new one; the attenuation step (Huang et
+al. Alg. 2, eta = 1, noise included; diffusers has no such scheduler) reads x_t and both model
+outputs (c, eps) and writes x_{t_prev}.
 """
 
 from collections.abc import Callable
@@ -29,9 +31,10 @@ SUITE = "diffusion"
 SHAPES = {"cpu": [(8, 3, 256, 256), (16, 4, 128, 128)], "cuda": [(64, 3, 256, 256), (16, 4, 128, 128)]}
 DTYPES = (torch.float32, torch.bfloat16)
 T, T_PREV, T_LAST = 500, 480, 520
+ATTENUATION_T, ATTENUATION_T_PREV = 0.5, 0.48  # continuous times of the attenuation step
 INFERENCE_STEPS = 50
 # Tensors of the sample's size each call must read + write.
-TRAFFIC = {"add_noise": 3, "ddpm_step": 3, "ddim_step": 3, "dpm_solver_2m_step": 5}
+TRAFFIC = {"add_noise": 3, "ddpm_step": 3, "ddim_step": 3, "dpm_solver_2m_step": 5, "attenuation_step": 4}
 
 
 def _diffusers_workloads(op: str, x: torch.Tensor, m: torch.Tensor, prev: torch.Tensor) -> Callable | None:
@@ -40,6 +43,8 @@ def _diffusers_workloads(op: str, x: torch.Tensor, m: torch.Tensor, prev: torch.
     except ImportError:
         return None
     t = torch.tensor(T)
+    if op == "attenuation_step":
+        return None
     if op == "add_noise":
         sched = diffusers.DDPMScheduler(num_train_timesteps=1000)
         ts = torch.full((x.shape[0],), T, device=x.device)
@@ -67,12 +72,14 @@ def implementations(op: str, x: torch.Tensor, m: torch.Tensor, prev: torch.Tenso
     schedule = linear_schedule().to(device)
     b = x.shape[0]
     t, t_prev, t_last = (torch.full((b,), v, device=device) for v in (T, T_PREV, T_LAST))
+    tc, tc_prev = (torch.full((b,), v, device=device) for v in (ATTENUATION_T, ATTENUATION_T_PREV))
     fns: dict[str, Callable[..., torch.Tensor]] = {
         "add_noise": lambda impl, z, **kw: impl.add_noise(x, t, schedule, noise=z, **kw),
         "ddpm_step": lambda impl, z, **kw: impl.ddpm_step(x, m, t, t_prev, schedule, noise=z, **kw),
         "ddim_step": lambda impl, z, **kw: impl.ddim_step(x, m, t, t_prev, schedule, **kw),
         "dpm_solver_2m_step": lambda impl, z, **kw: impl.dpm_solver_2m_step(
             x, m, t, t_prev, schedule, prev_x0=prev, t_last=t_last, **kw),
+        "attenuation_step": lambda impl, z, **kw: impl.attenuation_step(x, (m, prev), tc, tc_prev, noise=z, **kw),
     }
     fn = fns[op]
     impls = {f"gddm {name}": (lambda name=name: fn(fused, None, backend=name))

@@ -8,13 +8,13 @@ import argparse
 
 import torch
 
-from . import bench_diffusion, bench_multigrid, bench_poisson, bench_stencils
+from . import bench_diffusion, bench_multigrid, bench_poisson, bench_sampler, bench_stencils
 from .plot import plot
 from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
 
 
 SUITES = {"stencils": bench_stencils, "poisson": bench_poisson, "multigrid": bench_multigrid,
-          "diffusion": bench_diffusion}
+          "diffusion": bench_diffusion, "sampler": bench_sampler}
 
 
 def main() -> None:
@@ -34,6 +34,7 @@ def main() -> None:
         bench_multigrid.SIZES[args.device] = bench_multigrid.SIZES[args.device][:1]
         bench_multigrid.CROSSOVER_SIZES = bench_multigrid.CROSSOVER_SIZES[:2]
         bench_diffusion.SHAPES[args.device] = [(2, 3, 64, 64)]
+        bench_sampler.SHAPES[args.device] = bench_sampler.SHAPES[args.device][:1]
 
     env = environment(args.device)
     copy_gbps = copy_bandwidth_gbps(args.device)
