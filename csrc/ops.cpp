@@ -24,6 +24,9 @@ TORCH_LIBRARY(gddm_C, m) {
   // fft(rfft(v), dim=-2), and transposes the last two dims of a contiguous complex tensor back.
   m.def("spectral_solve_columns_(Tensor(a!) spectrum_t, int H, int W, float mean) -> ()");
   m.def("spectrum_rows(Tensor spectrum_t) -> Tensor");
+  // The whole CPU pipeline from reordered images to the reordered solution (the FFTs, the two
+  // ops above and the transposes), as one call.
+  m.def("dct_fft_solve(Tensor v, int H, int W, float mean) -> Tensor");
   // Geometric multigrid stages (csrc/multigrid.h) on contiguous float32/float64 (..., H, W)
   // grids with cell widths wy (H,), wx (W,):
   //   mg_smooth_: one red (color 0, (i+j) even) or black (1) Gauss-Seidel half sweep, in place;

@@ -10,7 +10,7 @@ from torch import Tensor
 from . import _multigrid as multigrid
 from ._layout import field_shape, fold_batch
 from ._multigrid import fused_stages
-from ._spectral import column_fft_solve, dct_solve, row_fft_solve
+from ._spectral import dct_solve, row_fft_solve
 from .reference.diffusion_kernels import DOMAINS
 
 DOMAIN_CODES = {name: code for code, name in enumerate(DOMAINS)}  # csrc/diffusion.h's Domain
@@ -45,7 +45,7 @@ def reconstruct(g: Tensor, mean: float = 0.0) -> Tensor:
 def _fft_solve(v: Tensor, H: int, W: int, mean: float) -> Tensor:
     """The middle of the DCT solve: the CPU pipeline on CPU tensors, rfft2/irfft2 on CUDA ones."""
     if v.device.type == "cpu":
-        return column_fft_solve(v, H, W, mean)
+        return torch.ops.gddm_C.dct_fft_solve(v, H, W, mean)
     return row_fft_solve(v, H, W, mean, torch.ops.gddm_C.spectral_solve_)
 
 

@@ -11,11 +11,12 @@ pocketfft on CPUs).
     u = unreorder(irfft2(V))  natural order, input dtype                          torch.fft + 1 pass
 
 The maths is in csrc/poisson.h. On the GPU the FFTs are rfft2 and irfft2 (`row_fft_solve`).
-The CPU FFT transforms along the rows' dim -2 into a transposed layout (transform dim fastest)
-and its c2r transform is 2.5x slower on such input, so the CPU pipeline (`column_fft_solve`)
-works in that layout: rfft along rows, fft along columns (leaves (W//2+1, H) columns), the
-solve on columns, ifft along columns, one blocked transposition back to rows, irfft along rows.
-Measured at 512x512, one thread: irfft2 alone 0.8-1.8 ms, the column inverse 0.45 ms.
+The CPU FFT (MKL) transforms along dim -2 into a transposed layout (transform dim fastest),
+and its c2r transform is 2.5x slower on such input, so the CPU pipeline (one op,
+gddm_C::dct_fft_solve) works in that layout: rfft along rows, fft along columns (leaves
+(W//2+1, H) columns), the solve on columns, ifft along columns, one strip transposition back
+to rows, irfft along rows. Measured at 512x512, one thread: irfft2 alone 0.8-1.8 ms, the
+column inverse 0.45 ms.
 
 Small images: the DCT as batched products with precomputed cosine matrices,
 u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T, in float64 (float32 products lose ~1e-4 at 256^2,
@@ -44,8 +45,8 @@ def dct_solve(x: Tensor, field: bool, mean: float, kernels: object) -> Tensor:
 
     `kernels` has dct_reorder(x, field, scale) and dct_unreorder(v, dtype) with the signatures
     of torch.ops.gddm_C, fft_solve(v, H, W, mean) (`row_fft_solve` with the backend's
-    spectral_solve_, or `column_fft_solve`), and divergence(g, scale) of the backend (for the
-    small-image path).
+    spectral_solve_, or the CPU pipeline gddm_C::dct_fft_solve), and divergence(g, scale) of
+    the backend (for the small-image path).
     """
     H, W = x.shape[-2:]
     if max(H, W) <= MATMUL_MAX_SIZE.get(x.device.type, 0):
@@ -63,17 +64,6 @@ def row_fft_solve(v: Tensor, H: int, W: int, mean: float, spectral_solve_: Calla
     spectrum = torch.fft.rfft2(v)
     spectral_solve_(spectrum, H, W, mean)
     return torch.fft.irfft2(spectrum, s=(H, W))
-
-
-def column_fft_solve(v: Tensor, H: int, W: int, mean: float) -> Tensor:
-    """row_fft_solve for the CPU kernels, on the transposed spectrum (module notes).
-
-    `.contiguous()` is free where the FFT library already left the layout asked for (MKL) and a
-    copy where it did not."""
-    spectrum_t = torch.fft.fft(torch.fft.rfft(v, dim=-1), dim=-2).mT.contiguous()  # (..., W//2+1, H)
-    torch.ops.gddm_C.spectral_solve_columns_(spectrum_t, H, W, mean)
-    rows = torch.ops.gddm_C.spectrum_rows(torch.fft.ifft(spectrum_t, dim=-1).contiguous())  # (..., H, W//2+1)
-    return torch.fft.irfft(rows, n=W, dim=-1)
 
 
 def _cosine_matrix(n: int, device: torch.device) -> Tensor:

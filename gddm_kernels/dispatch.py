@@ -88,8 +88,9 @@ class Backend:
             reasons.append(f"images of over {MAX_TRITON_IMAGE_ELEMENTS} elements")
         return reasons
 
-    @property
+    @functools.cached_property
     def module(self) -> ModuleType:
+        """The implementation module, imported on first use (select runs on every op call)."""
         return importlib.import_module(self.module_name, __package__)
 
 
