@@ -10,7 +10,7 @@ TORCH_LIBRARY(gddm_C, m) {
   m.def("gradient(Tensor x, float scale) -> Tensor");
   m.def("divergence(Tensor g, float scale) -> Tensor");
   m.def("laplacian(Tensor x, float scale) -> Tensor");
-  // Cosine-transform Poisson solve around torch.fft (csrc/poisson.h):
+  // Cosine-transform Poisson solve around torch.fft (csrc/poisson.h), CUDA:
   //   dct_reorder: scale * x, or scale * divergence(g) when `field`, reordered for Makhoul's
   //                DCT, in the arithmetic dtype (float32, float64 for float64), (B0, B1, H, W);
   //   spectral_solve_: rfft2 of that (batch, H, W//2+1), in place -> the spectrum whose irfft2
@@ -19,14 +19,14 @@ TORCH_LIBRARY(gddm_C, m) {
   m.def("dct_reorder(Tensor x, bool field, float scale) -> Tensor");
   m.def("spectral_solve_(Tensor(a!) spectrum, int H, int W, float mean) -> ()");
   m.def("dct_unreorder(Tensor v, ScalarType dtype) -> Tensor");
-  // The CPU pipeline (gddm_kernels/_spectral.py) runs spectral_solve_ (CUDA only) on the
-  // transposed spectrum (batch, W//2+1, H), the layout in which the CPU FFT leaves
-  // fft(rfft(v), dim=-2), and transposes the last two dims of a contiguous complex tensor back.
+  // CPU: the whole solve as one op (the FFTs between the kernels are called from C++, over
+  // cache-sized chunks): dct_solve(x, field, scale, mean) = dct_unreorder(irfft2(
+  // spectral_solve_(rfft2(dct_reorder(x, field, scale)))), x.dtype), computed on the transposed
+  // spectrum (batch, W//2+1, H), the layout the CPU FFT leaves fft(rfft(v), dim=-2) in:
+  // spectral_solve_columns_ is spectral_solve_ on that layout, spectrum_rows transposes it back.
+  m.def("dct_solve(Tensor x, bool field, float scale, float mean) -> Tensor");
   m.def("spectral_solve_columns_(Tensor(a!) spectrum_t, int H, int W, float mean) -> ()");
   m.def("spectrum_rows(Tensor spectrum_t) -> Tensor");
-  // The whole CPU pipeline from reordered images to the reordered solution (the FFTs, the two
-  // ops above and the transposes), as one call.
-  m.def("dct_fft_solve(Tensor v, int H, int W, float mean) -> Tensor");
   // Geometric multigrid stages (csrc/multigrid.h) on contiguous float32/float64 (..., H, W)
   // grids with cell widths wy (H,), wx (W,):
   //   mg_smooth_: one red (color 0, (i+j) even) or black (1) Gauss-Seidel half sweep, in place;

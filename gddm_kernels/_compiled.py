@@ -41,20 +41,21 @@ def reconstruct(g: Tensor, mean: float = 0.0) -> Tensor:
     return dct_solve(g, True, mean, _KERNELS)
 
 
+def _fft_solve(x: Tensor, field: bool, scale: float, mean: float) -> Tensor:
+    """The large-image DCT solve: one fused op on CPU tensors, rfft2/irfft2 around the kernels on
+    CUDA ones (_spectral.py)."""
+    if x.device.type == "cpu":
+        return torch.ops.gddm_C.dct_solve(x, field, scale, mean)
+    return row_fft_solve(x, field, scale, mean, _ROW_KERNELS)
+
+
 # The compiled kernels, looked up at call time (torch.ops.gddm_C.* exist only once _C loaded).
-def _fft_solve(v: Tensor, H: int, W: int, mean: float) -> Tensor:
-    """The middle of the DCT solve: the CPU pipeline on CPU tensors, rfft2/irfft2 on CUDA ones."""
-    if v.device.type == "cpu":
-        return torch.ops.gddm_C.dct_fft_solve(v, H, W, mean)
-    return row_fft_solve(v, H, W, mean, torch.ops.gddm_C.spectral_solve_)
-
-
-_KERNELS = SimpleNamespace(
+_ROW_KERNELS = SimpleNamespace(
     dct_reorder=lambda *args: torch.ops.gddm_C.dct_reorder(*args),
-    fft_solve=_fft_solve,
+    spectral_solve_=lambda *args: torch.ops.gddm_C.spectral_solve_(*args),
     dct_unreorder=lambda *args: torch.ops.gddm_C.dct_unreorder(*args),
-    divergence=divergence,
 )
+_KERNELS = SimpleNamespace(fft_solve=_fft_solve, divergence=divergence)
 
 
 _MULTIGRID_STAGES = fused_stages(

@@ -11,11 +11,11 @@ pocketfft on CPUs).
     u = unreorder(irfft2(V))  natural order, input dtype                          torch.fft + 1 pass
 
 The maths is in csrc/poisson.h. On the GPU the FFTs are rfft2 and irfft2 (`row_fft_solve`).
-The CPU FFT (MKL) transforms along dim -2 into a transposed layout (transform dim fastest),
-and its c2r transform is 2.5x slower on such input, so the CPU pipeline (one op,
-gddm_C::dct_fft_solve) works in that layout: rfft along rows, fft along columns (leaves
-(W//2+1, H) columns), the solve on columns, ifft along columns, one strip transposition back
-to rows, irfft along rows. Measured at 512x512, one thread: irfft2 alone 0.8-1.8 ms, the
+On the CPU the whole solve is one op, gddm_C::dct_solve (csrc/cpu/poisson_cpu.cpp), which
+calls the FFTs from C++ over cache-sized chunks of the batch and works in the layout the CPU
+FFT (MKL) leaves a transform along dim -2 in (transform dim fastest): its c2r transform is 2.5x
+slower on such input, so irfft2 is replaced by ifft along columns, one strip transposition back
+to rows and irfft along rows. Measured at 512x512, one thread: irfft2 alone 0.8-1.8 ms, the
 column inverse 0.45 ms.
 
 Small images: the DCT as batched products with precomputed cosine matrices,
@@ -26,7 +26,6 @@ size and device: MATMUL_MAX_SIZE holds the crossover measured by benchmarks/benc
 
 import functools
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -43,10 +42,9 @@ MATMUL_MAX_SIZE = {"cpu": 48, "cuda": 0}
 def dct_solve(x: Tensor, field: bool, mean: float, kernels: object) -> Tensor:
     """poisson_solve(x) (or reconstruct(x) when `field`): (..., H, W).
 
-    `kernels` has dct_reorder(x, field, scale) and dct_unreorder(v, dtype) with the signatures
-    of torch.ops.gddm_C, fft_solve(v, H, W, mean) (`row_fft_solve` with the backend's
-    spectral_solve_, or the CPU pipeline gddm_C::dct_fft_solve), and divergence(g, scale) of
-    the backend (for the small-image path).
+    `kernels` has fft_solve(x, field, scale, mean) for x in the kernels' (B0, B1, [2,] H, W)
+    layout (`row_fft_solve` with the backend's kernels, or the CPU op gddm_C::dct_solve) and
+    divergence(g, scale) of the backend (for the small-image path).
     """
     H, W = x.shape[-2:]
     if max(H, W) <= MATMUL_MAX_SIZE.get(x.device.type, 0):
@@ -54,16 +52,17 @@ def dct_solve(x: Tensor, field: bool, mean: float, kernels: object) -> Tensor:
         f = kernels.divergence(wide, RECONSTRUCT_SCALE) if field else wide
         return matmul_solve(f, mean).to(x.dtype)
     inner = 3 if field else 2
-    v = kernels.dct_reorder(fold_batch(x, inner), field, RECONSTRUCT_SCALE if field else 1.0)
-    u = kernels.dct_unreorder(kernels.fft_solve(v, H, W, mean), x.dtype)
+    u = kernels.fft_solve(fold_batch(x, inner), field, RECONSTRUCT_SCALE if field else 1.0, mean)
     return u.view(*x.shape[: x.dim() - inner], H, W)
 
 
-def row_fft_solve(v: Tensor, H: int, W: int, mean: float, spectral_solve_: Callable) -> Tensor:
-    """irfft2(solve_(rfft2(v))) on reordered images v (..., H, W), in v's dtype."""
-    spectrum = torch.fft.rfft2(v)
-    spectral_solve_(spectrum, H, W, mean)
-    return torch.fft.irfft2(spectrum, s=(H, W))
+def row_fft_solve(x: Tensor, field: bool, scale: float, mean: float, kernels: object) -> Tensor:
+    """The solve around rfft2/irfft2 with `kernels`' dct_reorder, spectral_solve_ and
+    dct_unreorder (signatures of torch.ops.gddm_C): (B0, B1, [2,] H, W) -> (B0, B1, H, W)."""
+    H, W = x.shape[-2:]
+    spectrum = torch.fft.rfft2(kernels.dct_reorder(x, field, scale))
+    kernels.spectral_solve_(spectrum, H, W, mean)
+    return kernels.dct_unreorder(torch.fft.irfft2(spectrum, s=(H, W)), x.dtype)
 
 
 def _cosine_matrix(n: int, device: torch.device) -> Tensor:

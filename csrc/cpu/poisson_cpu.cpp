@@ -1,7 +1,7 @@
-// CPU kernels of the cosine-transform Poisson solve: the reorder (optionally fused with the
-// divergence of a gradient field), the in-place spectral solve on the transposed spectrum of the
-// CPU pipeline (gddm_kernels/_spectral.py, column_fft_solve), the transposition of that spectrum
-// back to rows, and the inverse reorder.
+// CPU cosine-transform Poisson solve: one op (dct_solve) that runs the reorder (optionally
+// fused with the divergence of a gradient field), the FFTs, the spectral solve on the
+// transposed spectrum, the transposition back to rows and the inverse reorder over cache-sized
+// chunks of the batch; the spectral solve and the transposition are also ops of their own.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -36,18 +36,19 @@ std::vector<Twiddle<acc_t>> twiddles(int64_t N) {
   return t;
 }
 
-at::Tensor dct_reorder_cpu(const at::Tensor& x, bool field, double scale) {
-  const ImageBatch b = image_batch(x, field, "dct_reorder");
-  at::Tensor out = at::empty(image_shape(b), x.options().dtype(arithmetic_dtype(x.scalar_type())));
-  if (out.numel() == 0) return out;
+// Images first .. first + count - 1 of batch `b` (x's data), times `scale` or the scaled
+// divergence for a gradient field, in Makhoul's order along both dims, into the contiguous
+// (count, H, W) buffer `out` of the arithmetic dtype.
+void reorder_images(const at::Tensor& x, const ImageBatch& b, bool field, double scale, int64_t first,
+                    int64_t count, at::Tensor& out) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     acc_t* o = out.mutable_data_ptr<acc_t>();
     const acc_t s = acc_t(scale);
-    at::parallel_for(0, b.batch() * b.H, row_grain(b.W), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, count * b.H, row_grain(b.W), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        const int64_t n = r / b.H, m1 = r % b.H, i = dct_source(m1, b.H);
+        const int64_t n = first + r / b.H, m1 = r % b.H, i = dct_source(m1, b.H);
         const scalar_t* img = in + b.base(n);
         acc_t* orow = o + r * b.W;
         if (field) {
@@ -64,7 +65,6 @@ at::Tensor dct_reorder_cpu(const at::Tensor& x, bool field, double scale) {
       }
     });
   });
-  return out;
 }
 
 // The row pairs (p, H - p), p = 1 .. (H-1)/2, of one column from structure-of-arrays buffers:
@@ -191,29 +191,15 @@ at::Tensor spectrum_rows_cpu(const at::Tensor& spectrum_t) {
   return out;
 }
 
-// The CPU pipeline between the reorders (gddm_kernels/_spectral.py): reordered images v
-// (..., H, W) -> the reordered solution, in v's dtype. One op so that the six steps cost one
-// call from Python.
-at::Tensor dct_fft_solve_cpu(const at::Tensor& v, int64_t H, int64_t W, double mean) {
-  TORCH_CHECK(v.dim() >= 2 && v.size(-2) == H && v.size(-1) == W && (v.scalar_type() == at::kFloat ||
-                                                                     v.scalar_type() == at::kDouble),
-              "gddm_C::dct_fft_solve: expected float32 or float64 (..., H, W) reordered images");
-  at::Tensor spectrum_t = at::fft_fft(at::fft_rfft(v, c10::nullopt, -1), c10::nullopt, -2).mT().contiguous();
-  spectral_solve_columns_cpu(spectrum_t, H, W, mean);
-  at::Tensor rows = spectrum_rows_cpu(at::fft_ifft(spectrum_t, c10::nullopt, -1).contiguous());
-  return at::fft_irfft(rows, W, -1);
-}
-
-at::Tensor dct_unreorder_cpu(const at::Tensor& v, at::ScalarType dtype) {
-  check_unreorder(v, dtype);
-  at::Tensor out = at::empty(v.sizes(), v.options().dtype(dtype));
-  if (out.numel() == 0) return out;
-  const int64_t H = v.size(-2), W = v.size(-1), batch = v.numel() / (H * W);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gddm_C", [&] {
+// The reordered solutions v (count, H, W) (contiguous, arithmetic dtype) back in natural order
+// into images first .. first + count - 1 of the contiguous (N, H, W) `out`.
+void unreorder_images(const at::Tensor& v, int64_t first, at::Tensor& out) {
+  const int64_t count = v.size(0), H = v.size(1), W = v.size(2);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "gddm_C", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const acc_t* in = v.const_data_ptr<acc_t>();
-    scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, batch * H, row_grain(W), [&](int64_t begin, int64_t end) {
+    scalar_t* o = out.mutable_data_ptr<scalar_t>() + first * H * W;
+    at::parallel_for(0, count * H, row_grain(W), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const int64_t n = r / H, m1 = r % H;
         const acc_t* vrow = in + r * W;
@@ -224,17 +210,44 @@ at::Tensor dct_unreorder_cpu(const at::Tensor& v, at::ScalarType dtype) {
       }
     });
   });
+}
+
+// The whole DCT solve (gddm_kernels/_spectral.py): x (B0, B1, H, W), or a gradient field
+// (B0, B1, 2, H, W) whose scaled divergence is solved (`field`), -> u (B0, B1, H, W) in x's
+// dtype. The images go through in chunks of about kSolveChunkElements values, so that every
+// intermediate of a chunk (reordered images, spectra, reordered solution) stays in cache and
+// no batch-sized buffer but the output is allocated. Per chunk: reorder; rfft along rows and
+// fft along columns, which the CPU FFT (MKL) leaves in the transposed (W//2+1, H) layout; the
+// solve on columns; ifft along columns; one strip transposition back to rows; irfft along rows
+// (MKL's c2r is 2.5x slower on transposed input, which is why irfft2 is not used); unreorder.
+constexpr int64_t kSolveChunkElements = 1 << 17;
+
+at::Tensor dct_solve_cpu(const at::Tensor& x, bool field, double scale, double mean) {
+  const ImageBatch b = image_batch(x, field, "dct_solve");
+  at::Tensor out = at::empty(image_shape(b), x.options().dtype(x.scalar_type()));
+  const int64_t images = b.batch(), H = b.H, W = b.W;
+  if (out.numel() == 0) return out;
+  at::Tensor flat_out = out.view({images, H, W});
+  const int64_t chunk = std::min(images, std::max<int64_t>(1, kSolveChunkElements / (H * W)));
+  at::Tensor reordered = at::empty({chunk, H, W}, x.options().dtype(arithmetic_dtype(x.scalar_type())));
+  for (int64_t first = 0; first < images; first += chunk) {
+    const int64_t count = std::min(chunk, images - first);
+    at::Tensor v = reordered.narrow(0, 0, count);
+    reorder_images(x, b, field, scale, first, count, v);
+    at::Tensor spectrum_t = at::fft_fft(at::fft_rfft(v, c10::nullopt, -1), c10::nullopt, -2).mT().contiguous();
+    spectral_solve_columns_cpu(spectrum_t, H, W, mean);
+    at::Tensor rows = spectrum_rows_cpu(at::fft_ifft(spectrum_t, c10::nullopt, -1).contiguous());
+    unreorder_images(at::fft_irfft(rows, W, -1), first, flat_out);
+  }
   return out;
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gddm_C, CPU, m) {
-  m.impl("dct_reorder", &dct_reorder_cpu);
+  m.impl("dct_solve", &dct_solve_cpu);
   m.impl("spectral_solve_columns_", &spectral_solve_columns_cpu);
   m.impl("spectrum_rows", &spectrum_rows_cpu);
-  m.impl("dct_fft_solve", &dct_fft_solve_cpu);
-  m.impl("dct_unreorder", &dct_unreorder_cpu);
 }
 
 }  // namespace gddm

@@ -139,8 +139,8 @@ def dct_unreorder(v: Tensor, dtype: torch.dtype) -> Tensor:
     return out
 
 
-_KERNELS = SimpleNamespace(dct_reorder=dct_reorder, dct_unreorder=dct_unreorder, divergence=divergence,
-                           fft_solve=functools.partial(row_fft_solve, spectral_solve_=spectral_solve_))
+_ROW_KERNELS = SimpleNamespace(dct_reorder=dct_reorder, spectral_solve_=spectral_solve_, dct_unreorder=dct_unreorder)
+_KERNELS = SimpleNamespace(fft_solve=functools.partial(row_fft_solve, kernels=_ROW_KERNELS), divergence=divergence)
 
 
 def poisson_solve(f: Tensor, mean: float = 0.0) -> Tensor:
