@@ -1,8 +1,13 @@
 """Shared helpers for the paper-figure experiments (python/exp_*.py): the bundled natural
-images, the paper's three domains, JSON output and figure saving. Nothing here downloads."""
+images, the paper's three domains, JSON output, figure saving and the run's environment
+(versions, date, machine). Nothing here downloads."""
 
+import datetime as dt
 import json
 import math
+import os
+import platform
+import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -26,6 +31,7 @@ DOMAIN_COLORS = {"image": "tab:blue", "gradient": "tab:orange", "laplacian": "ta
 UINT8_MAX = 255.0
 SIGNIFICANT_DIGITS = 6  # floats written to JSON are rounded to this many significant digits
 FIGURE_DPI = 110
+SOURCE_PATHS = ("gddm_kernels", "csrc", "setup.py")  # what a run's numbers depend on, for git_state
 
 
 def grayscale(pixels: np.ndarray) -> np.ndarray:
@@ -97,6 +103,57 @@ def matplotlib_pyplot() -> ModuleType:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def cpu_name() -> str:
+    """The CPU model ("model name" of /proc/cpuinfo on Linux), else platform.processor() or the
+    machine type."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def git_state(paths: tuple[str, ...] = SOURCE_PATHS) -> dict:
+    """The repository's HEAD commit and whether `paths` (the package's sources) differ from it,
+    i.e. whether the run used uncommitted code; None values outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--", *paths)
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_source_changes": None if status is None else bool(status)}
+
+
+def environment() -> dict:
+    """Date (UTC), versions and machine of a run, for the JSON beside a timed experiment; the
+    load average (1, 5, 15 min) tells whether the timings shared the CPU with other work."""
+    import sklearn
+
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit_learn": sklearn.__version__,
+        "gddm_kernels": gk.__version__,
+        "git": git_state(),
+        "compiled_library": "loaded" if gk._extension.LOAD_ERROR is None else gk._extension.LOAD_ERROR,
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "niceness": os.nice(0),
+        "load_average": list(os.getloadavg()),
+    }
 
 
 def as_tensor(images: np.ndarray) -> Tensor:

@@ -1,6 +1,6 @@
-"""Smoke tests of the paper-figure experiments (python/exp_sparsity.py, python/exp_jsd.py): their
-measures on known distributions, their main computations on tiny inputs, and their command
-lines end to end into a temporary folder."""
+"""Smoke tests of the paper-figure experiments (python/exp_sparsity.py, python/exp_jsd.py,
+python/exp_convergence.py): their measures on known distributions, their main computations on
+tiny inputs, and their command lines end to end into a temporary folder."""
 
 import json
 import math
@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
+import exp_convergence  # noqa: E402
 import exp_jsd  # noqa: E402
 import exp_sparsity  # noqa: E402
 
@@ -115,3 +116,47 @@ def test_command_lines_write_figures_and_json(tmp_path: Path) -> None:
     for name in ("sparsity", "jsd"):
         assert (tmp_path / f"{name}.png").stat().st_size > 0
         assert json.loads((tmp_path / f"{name}.json").read_text())["description"]
+
+
+def test_convergence_quality_measures_on_real_digits_and_noise() -> None:
+    reference = exp_convergence.digit_reference(16)
+    assert reference.accuracy > 0.8
+    held_out = reference.held_out
+    floor = exp_convergence.mmd2_noise_floor(held_out, reference.sigma, splits=5)
+    assert abs(floor["mean"]) < 0.005 and 0.0 < floor["std"] < 0.005  # halves of one distribution: ~0
+    noise = np.random.default_rng(0).uniform(-1.0, 1.0, held_out.shape)
+    assert exp_convergence.mmd2_unbiased(noise, held_out, reference.sigma) > 0.1
+    real = exp_convergence.sample_quality(held_out, reference)
+    assert real["confidence"] > 0.9
+    assert real["entropy_bits"] == pytest.approx(exp_convergence.MAX_ENTROPY_BITS, abs=0.01)  # stratified split
+    assert sum(real["class_histogram"]) == pytest.approx(1.0)
+    assert exp_convergence.entropy_bits(exp_convergence.class_histogram(np.zeros(7, dtype=int))) == 0.0
+    assert exp_convergence.mean_confidence(np.array([[1.0, 0.0], [0.5, 0.5]])) == pytest.approx(0.75)
+
+
+def test_convergence_checkpoints_and_loss_blocks() -> None:
+    assert exp_convergence.checkpoint_steps(1500, 500) == [500, 1000, 1500]
+    assert exp_convergence.checkpoint_steps(5, 2) == [2, 4, 5]
+    assert exp_convergence.checkpoint_steps(3, 10) == [3]
+    assert exp_convergence.block_means([1.0, 2.0, 3.0, 4.0, 5.0], 2) == {"step": [2, 4, 5], "mean": [1.5, 3.5, 5.0]}
+
+
+def test_convergence_command_line_writes_figure_and_sane_json(tmp_path: Path) -> None:
+    exp_convergence.main(["--out", str(tmp_path), "--steps", "2", "--eval-every", "1", "--num-samples", "8",
+                          "--sample-steps", "2", "--batch-size", "8", "--device", "cpu"])
+    assert (tmp_path / "convergence.png").stat().st_size > 0
+    result = json.loads((tmp_path / "convergence.json").read_text())
+    reference = result["reference"]
+    assert reference["held_out_accuracy"] > 0.8
+    floor = reference["mmd2_floor"]
+    assert result["environment"]["date"] and result["config"]["checkpoints"] == [1, 2]
+    assert set(result["modes"]) == {"image", "gradient", "laplacian"}
+    for data in result["modes"].values():
+        assert data["train_seconds"] > 0 and data["eval_seconds"] > 0
+        assert data["loss_curve"]["step"] == [2] and math.isfinite(data["loss_curve"]["mean"][0])
+        assert [entry["step"] for entry in data["checkpoints"]] == [1, 2]
+        for entry in data["checkpoints"]:
+            assert 0.0 < entry["confidence"] <= 1.0
+            assert 0.0 <= entry["entropy_bits"] <= exp_convergence.MAX_ENTROPY_BITS + 1e-9
+            assert sum(entry["class_histogram"]) == pytest.approx(1.0)
+            assert entry["mmd2"] > floor["mean"] + 2 * floor["std"]  # an untrained model is far from digits
