@@ -169,7 +169,8 @@ std::tuple<at::Tensor, at::Tensor> diffusion_step_cpu(
     // per sample that the compiler vectorises.
     at::parallel_for(0, blocks, std::max<int64_t>(1, kGrainElements / kNoiseBlock), [&](int64_t b0, int64_t b1) {
       float normals[kNoiseBlock];
-      acc_t mb[kNoiseBlock], m2b[kNoiseBlock], pb[kNoiseBlock], zb[kNoiseBlock], x0b[kNoiseBlock];
+      acc_t xb[kNoiseBlock], mb[kNoiseBlock], m2b[kNoiseBlock], pb[kNoiseBlock], zb[kNoiseBlock];
+      acc_t outb[kNoiseBlock], x0b[kNoiseBlock];
       for (int64_t block = b0; block < b1; ++block) {
         const int64_t start = block * kNoiseBlock, n = std::min(start + kNoiseBlock, numel) - start;
         load_guided(mp + start, mu ? mu + start : nullptr, s, n, mb);
@@ -181,18 +182,20 @@ std::tuple<at::Tensor, at::Tensor> diffusion_step_cpu(
         } else {
           load_guided(zp ? zp + start : nullptr, static_cast<const scalar_t*>(nullptr), s, n, zb);
         }
+        load_guided(xp + start, static_cast<const scalar_t*>(nullptr), s, n, xb);
         for (int64_t lo = 0; lo < n;) {
           const int64_t sample = (start + lo) / plan.per_sample;
           const int64_t hi = std::min(n, (sample + 1) * plan.per_sample - start);
-          const acc_t* ks = k + sample * kNumStepCoefs;
-          const scalar_t* xb = xp + start;
+          acc_t ks[kNumStepCoefs];  // a local copy: no store below can alias it, so it stays in registers
+          std::copy(k + sample * kNumStepCoefs, k + (sample + 1) * kNumStepCoefs, ks);
           for (int64_t i = lo; i < hi; ++i) {
-            const StepResult<acc_t> r = step_at(ks, acc_t(xb[i]), mb[i], m2b[i], pb[i], zb[i], c);
-            out[start + i] = static_cast<scalar_t>(r.out);
+            const StepResult<acc_t> r = step_at(ks, xb[i], mb[i], m2b[i], pb[i], zb[i], c);
+            outb[i] = r.out;
             x0b[i] = r.x0;
           }
           lo = hi;
         }
+        for (int64_t i = 0; i < n; ++i) out[start + i] = static_cast<scalar_t>(outb[i]);
         if (x0_out) {
           for (int64_t i = 0; i < n; ++i) x0_out[start + i] = static_cast<scalar_t>(x0b[i]);
         }
