@@ -1,33 +1,36 @@
 """Sampler-loop overhead: everything `gddm_kernels.sample` does but the network, with the fused
-ops against the same loop on the pure-PyTorch reference ops (the drop-in switch).
+ops against the same loop in plain PyTorch and on the reference backend.
 
-One case is a whole reverse process of STEPS steps (gddm_kernels.sample.reverse_process) and
-the reconstruction of the images by the DCT solve (to_images), for each mode (image, gradient,
-laplacian) and sampler (ddpm, ddim, dpm = DPM-Solver++(2M), attenuation). The network is a
-stand-in whose prediction is a precomputed tensor (zero cost), so the time is the loop's own:
-the fused step kernels with their in-kernel noise, the timestep tables, the reconstruction.
-Two baselines run the same loop:
-  "reference (eager)"   the steps swapped for the reference maths (reference/diffusion.py:
-                        separate PyTorch ops, noise from torch.randn) and the reconstruction on
-                        the reference backend: the loop a user would write in plain PyTorch;
-  "reference backend"   the drop-in switch of train/sample (use_backend("reference")): the
-                        reference implementations of the fused kernels, whose in-kernel noise
-                        is the Philox specification run in PyTorch (bit-exact, slower than
-                        torch.randn).
+One case is a whole reverse process of STEPS steps and the reconstruction of the images by the
+DCT solve (to_images), for each mode (image, gradient, laplacian) and sampler (ddpm, ddim,
+dpm = DPM-Solver++(2M), attenuation; eta = 0). The network is a stand-in whose prediction is a
+precomputed tensor (zero cost), so the time is the loop's own.
+
+  "gddm (fused ops)"    gddm_kernels.sample.reverse_process: the coefficients of every step
+                        computed once (ReverseTrajectory), one fused kernel per step with its
+                        noise drawn inside, the fused DCT solve;
+  "reference (eager)"   the loop a user would write in plain PyTorch: the same walk over the
+                        same times with the reference maths per step (reference/diffusion.py:
+                        the coefficients from the schedule on every call, separate PyTorch
+                        ops, noise from torch.randn) and the reconstruction on the reference
+                        backend;
+  "reference backend"   the drop-in switch of train/sample (use_backend("reference")) on
+                        reverse_process itself: the reference implementations of the fused
+                        kernels, whose in-kernel noise is the Philox specification run in
+                        PyTorch (bit-exact, slower than torch.randn).
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from unittest import mock
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from gddm_kernels import sample as sampling
 from gddm_kernels.dispatch import AUTO, use_backend
 from gddm_kernels.reference import diffusion as spec
-from gddm_kernels.sample import SAMPLER_PROCESSES, reverse_process, to_images
+from gddm_kernels.reference.diffusion import DOMAIN_SCALES
+from gddm_kernels.sample import SAMPLER_PROCESSES, reverse_process, sampler_times, to_images
+from gddm_kernels.schedules import Schedule
 from gddm_kernels.train import MODES, TrainConfig, make_schedule
 
 from .harness import Record, time_ms
@@ -37,7 +40,6 @@ STEPS = 50
 # (samples, channels, size): the digit demo's batch and a batch of small RGB images.
 SHAPES = {"cpu": [(64, 1, 16), (16, 3, 64)], "cuda": [(64, 1, 16), (64, 3, 128)]}
 FUSED, EAGER, REFERENCE_BACKEND = "gddm (fused ops)", "reference (eager)", "reference backend"
-STEP_FUNCTIONS = ("ddpm_step", "ddim_step", "dpm_solver_2m_step", "attenuation_step")
 
 
 class StandInNets:
@@ -51,28 +53,51 @@ class StandInNets:
         return self.outputs
 
 
-def loop(config: TrainConfig, sampler: str, samples: int, device: str) -> Callable[[], Tensor]:
-    """The timed workload: reverse process + reconstruction of `samples` images."""
+def eager_reverse_process(nets: StandInNets, config: TrainConfig, schedule: Schedule, samples: int, sampler: str,
+                          generator: torch.Generator) -> Tensor:
+    """reverse_process's walk (same times, eta = 0, no clipping) with the reference steps."""
+    k = DOMAIN_SCALES[config.mode]
+    device = schedule.device
+    times = sampler_times(sampler, schedule, STEPS, device)[:, None].expand(-1, samples).contiguous()
+    shape = (samples, config.channels, *(2,) * (config.mode == "gradient"), config.size, config.size)
+    x = k * torch.randn(shape, generator=generator, device=device)
+    prev_x0 = t_last = None
+    for i in range(STEPS):
+        t, t_prev = times[i], times[i + 1]
+        outputs = nets.predict(x, t, config.precision)
+        if sampler == "attenuation":
+            x = spec.attenuation_step(x, outputs, t, t_prev, eta=0.0, generator=generator, domain_scale=k)
+        elif sampler == "ddpm":
+            x = spec.ddpm_step(x, outputs[0], t, t_prev, schedule, generator=generator, domain_scale=k)
+        elif sampler == "ddim":
+            x = spec.ddim_step(x, outputs[0], t, t_prev, schedule, generator=generator, domain_scale=k)
+        else:
+            x, prev_x0 = spec.dpm_solver_2m_step(x, outputs[0], t, t_prev, schedule, prev_x0=prev_x0, t_last=t_last,
+                                                 domain_scale=k)
+            t_last = t
+    return x
+
+
+def fused_reverse_process(nets: StandInNets, config: TrainConfig, schedule: Schedule, samples: int, sampler: str,
+                          generator: torch.Generator) -> Tensor:
+    return reverse_process(nets, config, schedule, samples, STEPS, sampler, generator)
+
+
+def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str) -> Callable[[], Tensor]:
+    """The timed workload of `impl` (module notes): reverse process + reconstruction."""
     schedule = make_schedule(config).to(device)
     generator = torch.Generator(device).manual_seed(0)
     field_shape = (samples, config.channels, *(2,) * (config.mode == "gradient"), config.size, config.size)
     heads = 2 if config.process == "attenuation" else 1
     nets = StandInNets(tuple(torch.randn(field_shape, device=device) for _ in range(heads)))
+    process = eager_reverse_process if impl == EAGER else fused_reverse_process
 
     def run() -> Tensor:
-        field = reverse_process(nets, config, schedule, samples, STEPS, sampler, generator)
-        return to_images(field, config, "dct", 0.0)
+        with use_backend(AUTO if impl == FUSED else "reference"):
+            field = process(nets, config, schedule, samples, sampler, generator)
+            return to_images(field, config, "dct", 0.0)
 
     return run
-
-
-@contextmanager
-def implementation(impl: str) -> Iterator[None]:
-    """Runs the block on the ops of `impl` (module notes)."""
-    with use_backend(AUTO if impl == FUSED else "reference"), ExitStack() as stack:
-        if impl == EAGER:
-            stack.enter_context(mock.patch.multiple(sampling, **{name: getattr(spec, name) for name in STEP_FUNCTIONS}))
-        yield
 
 
 def run(device: str, copy_gbps: float) -> list[Record]:
@@ -81,11 +106,9 @@ def run(device: str, copy_gbps: float) -> list[Record]:
     for mode, sampler, (samples, channels, size) in tqdm(cases, desc=SUITE, unit="case"):
         config = TrainConfig(mode=mode, process=SAMPLER_PROCESSES[sampler], size=size, channels=channels,
                              device=device)
-        workload = loop(config, sampler, samples, device)
         shape = f"{samples}x{channels}x{size}x{size}"
         for impl in (FUSED, EAGER, REFERENCE_BACKEND):
-            with implementation(impl):
-                ms = time_ms(workload, device)
+            ms = time_ms(loop(impl, config, sampler, samples, device), device)
             records.append(Record(SUITE, f"{mode} {sampler}", f"{STEPS} steps + DCT reconstruction", shape,
                                   "float32", impl, ms, None, None))
     return records

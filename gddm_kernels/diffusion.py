@@ -26,7 +26,7 @@ from .reference.diffusion import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, P
                                    _check_clip, _check_forward, _check_guidance, _check_like, _check_pair,
                                    _check_positive, _check_unit_times, _log_snr)
 from .reference.diffusion_kernels import STEP_COEFS, noise_shape
-from .schedules import Schedule, check_per_sample, check_values
+from .schedules import INTEGER_DTYPES, Schedule, check_per_sample, check_values
 
 SEED_HIGH = 2**62  # seeds are drawn uniformly from [0, SEED_HIGH)
 NO_CLIP = 0.0
@@ -131,14 +131,21 @@ def _prediction_coefs(g: Tensor, k: float, prediction_type: str) -> dict[str, Te
     return {"a0": sg, "a1": -k * s1g, "e0": s1g / k, "e1": sg}
 
 
-def _run_step(op: str, sample: Tensor, model_output: Tensor, coefs: dict[str, Tensor], *,
-              uncond_output: Tensor | None = None, guidance_scale: float | None = None,
-              m2: Tensor | None = None, m2_uncond: Tensor | None = None, prev_x0: Tensor | None = None,
-              clip_x0: float | None = None, noise: Tensor | None = None, generator: torch.Generator | None = None,
-              draws_noise: bool = False, write_x0: bool = False, backend: str | None = None) -> tuple[Tensor, Tensor]:
-    """Stacks the named coefficients (missing ones are 0) and runs one fused step."""
-    zero = torch.zeros(sample.shape[0], dtype=torch.float64, device=sample.device)
-    table = torch.stack([coefs.get(name, zero) for name in STEP_COEFS], dim=1).to(_arithmetic_dtype(sample))
+def _coef_table(coefs: dict[str, Tensor]) -> Tensor:
+    """The named coefficients (float64, all of one shape S: (B,) for a step, (steps, B) for a
+    trajectory; missing ones are 0) as the kernel's table (*S, len(STEP_COEFS)), float64."""
+    shape = torch.broadcast_shapes(*(value.shape for value in coefs.values()))
+    first = next(iter(coefs.values()))
+    zero = torch.zeros(shape, dtype=torch.float64, device=first.device)
+    return torch.stack([coefs[name].expand(shape) if name in coefs else zero for name in STEP_COEFS], dim=-1)
+
+
+def _launch(op: str, sample: Tensor, model_output: Tensor, table: Tensor, *, uncond_output: Tensor | None = None,
+            guidance_scale: float | None = None, m2: Tensor | None = None, m2_uncond: Tensor | None = None,
+            prev_x0: Tensor | None = None, clip_x0: float | None = None, noise: Tensor | None = None,
+            generator: torch.Generator | None = None, draws_noise: bool = False, write_x0: bool = False,
+            backend: str | None = None) -> tuple[Tensor, Tensor]:
+    """One fused step with the coefficient table (B, len(STEP_COEFS)) of `_coef_table`."""
     z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
     seed = _seed(generator, sample.device) if draws_noise and z is None else None
 
@@ -147,8 +154,8 @@ def _run_step(op: str, sample: Tensor, model_output: Tensor, coefs: dict[str, Te
 
     return ops.diffusion_step(
         sample.contiguous(), prepared(model_output), prepared(uncond_output), prepared(m2), prepared(m2_uncond),
-        prepared(prev_x0), table, float(guidance_scale or 0.0), float(clip_x0 or NO_CLIP), z, seed, write_x0,
-        backend or AUTO)
+        prepared(prev_x0), table.to(_arithmetic_dtype(sample)), float(guidance_scale or 0.0),
+        float(clip_x0 or NO_CLIP), z, seed, write_x0, backend or AUTO)
 
 
 def _check_step(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule,
@@ -178,14 +185,21 @@ def ddpm_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, s
     op = "ddpm_step"
     _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
                 guidance_scale, domain_scale)
+    out, _ = _launch(op, sample, model_output, _coef_table(_ddpm_coefs(t, t_prev, schedule, domain_scale,
+                                                                        prediction_type)),
+                     uncond_output=uncond_output, guidance_scale=guidance_scale, clip_x0=clip_x0, noise=noise,
+                     generator=generator, draws_noise=True, backend=backend)
+    return out
+
+
+def _ddpm_coefs(t: Tensor, t_prev: Tensor, schedule: Schedule, k: float, prediction_type: str) -> dict[str, Tensor]:
+    """DDPM's coefficients for timesteps t, t_prev of any (same) shape."""
     g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
     b = 1 - g / g_prev
-    coefs = _prediction_coefs(g, domain_scale, prediction_type)
+    coefs = _prediction_coefs(g, k, prediction_type)
     coefs.update(c0=(1 - b).sqrt() * (1 - g_prev) / (1 - g), c1=g_prev.sqrt() * b / (1 - g),
-                 c3=torch.where(t > 0, domain_scale * ((1 - g_prev) / (1 - g) * b).sqrt(), 0.0))
-    out, _ = _run_step(op, sample, model_output, coefs, uncond_output=uncond_output, guidance_scale=guidance_scale,
-                       clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=True, backend=backend)
-    return out
+                 c3=torch.where(t > 0, k * ((1 - g_prev) / (1 - g) * b).sqrt(), 0.0))
+    return coefs
 
 
 def ddim_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule, *,
@@ -200,16 +214,22 @@ def ddim_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, s
         raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
     _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
                 guidance_scale, domain_scale)
-    k = domain_scale
+    table = _coef_table(_ddim_coefs(t, t_prev, schedule, eta, domain_scale, prediction_type, clip_x0))
+    out, _ = _launch(op, sample, model_output, table, uncond_output=uncond_output, guidance_scale=guidance_scale,
+                     clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=eta > 0, backend=backend)
+    return out
+
+
+def _ddim_coefs(t: Tensor, t_prev: Tensor, schedule: Schedule, eta: float, k: float, prediction_type: str,
+                clip_x0: float | None) -> dict[str, Tensor]:
+    """DDIM's coefficients for timesteps t, t_prev of any (same) shape."""
     g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
     sigma = eta * ((1 - g_prev) / (1 - g) * (1 - g / g_prev)).sqrt()
     coefs = _prediction_coefs(g, k, prediction_type)
     if clip_x0 is not None:  # eps re-derived from the clamped x0
         coefs.update(e0=1 / (k * (1 - g).sqrt()), e1=torch.zeros_like(g), e2=-g.sqrt() / (k * (1 - g).sqrt()))
     coefs.update(c1=g_prev.sqrt(), c2=k * (1 - g_prev - sigma**2).clamp(min=0).sqrt(), c3=k * sigma)
-    out, _ = _run_step(op, sample, model_output, coefs, uncond_output=uncond_output, guidance_scale=guidance_scale,
-                       clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=eta > 0, backend=backend)
-    return out
+    return coefs
 
 
 def dpm_solver_2m_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule, *,
@@ -225,18 +245,27 @@ def dpm_solver_2m_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: 
     if (prev_x0 is None) != (t_last is None):
         raise ValueError(f"gddm.{op}: arguments `prev_x0` and `t_last` must be given together (second order) "
                          "or both omitted (first order)")
-    g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
-    h = _log_snr(g_prev) - _log_snr(g)
-    coefs = _prediction_coefs(g, domain_scale, prediction_type)
     if prev_x0 is not None:
         _check_like(prev_x0, sample, op, "prev_x0")
         schedule.check_timesteps(t_last, sample.shape[0], sample.device, op, "t_last")
         check_values(t_last > t, t_last, op, "t_last", "be larger than `t` per sample")
+    table = _coef_table(_dpm_coefs(t, t_prev, t_last, schedule, domain_scale, prediction_type))
+    return _launch(op, sample, model_output, table, uncond_output=uncond_output, guidance_scale=guidance_scale,
+                   prev_x0=prev_x0, clip_x0=clip_x0, write_x0=True, backend=backend)
+
+
+def _dpm_coefs(t: Tensor, t_prev: Tensor, t_last: Tensor | None, schedule: Schedule, k: float,
+               prediction_type: str) -> dict[str, Tensor]:
+    """DPM-Solver++(2M)'s coefficients for timesteps of any (same) shape; first order (r = 0)
+    without `t_last`."""
+    g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
+    h = _log_snr(g_prev) - _log_snr(g)
+    coefs = _prediction_coefs(g, k, prediction_type)
+    if t_last is not None:
         h_last = _log_snr(g) - _log_snr(schedule.gamma(t_last))
         coefs["r"] = torch.where(t_prev >= 0, h / (2 * h_last), 0.0)
     coefs.update(c0=(1 - g_prev).sqrt() / (1 - g).sqrt(), c1=-g_prev.sqrt() * torch.expm1(-h))
-    return _run_step(op, sample, model_output, coefs, uncond_output=uncond_output, guidance_scale=guidance_scale,
-                     prev_x0=prev_x0, clip_x0=clip_x0, write_x0=True, backend=backend)
+    return coefs
 
 
 def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Tensor, t_prev: Tensor, *,
@@ -263,14 +292,132 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
     check_per_sample(t_prev, batch, sample.device, op, "t_prev", integer=False)
     check_values((t > 0) & (t <= 1), t, op, "t", "lie in (0, 1]")
     check_values((t_prev >= 0) & (t_prev < t), t_prev, op, "t_prev", "lie in [0, t) per sample")
+    out, _ = _launch(op, sample, attenuation, _coef_table(_attenuation_coefs(t, t_prev, eta, domain_scale,
+                                                                           prediction_type)),
+                     uncond_output=unconds[0], guidance_scale=guidance_scale, m2=eps, m2_uncond=unconds[1],
+                     clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=eta > 0, backend=backend)
+    return out
+
+
+def _attenuation_coefs(t: Tensor, t_prev: Tensor, eta: float, k: float, prediction_type: str) -> dict[str, Tensor]:
+    """The attenuation step's coefficients for times t, t_prev of any (same) shape."""
     t64, t_prev64 = t.double(), t_prev.double()
     s = t64 - t_prev64
     sigma = eta * (s * t_prev64 / t64).sqrt()
-    k = domain_scale
     one = torch.ones_like(t64)
-    coefs = {"a1": -one if prediction_type == "c" else one, "e3": one, "c0": one, "c1": s,
-             "c2": -k * (t64.sqrt() - (t_prev64 - sigma**2).clamp(min=0).sqrt()), "c3": k * sigma}
-    out, _ = _run_step(op, sample, attenuation, coefs, uncond_output=unconds[0], guidance_scale=guidance_scale,
-                       m2=eps, m2_uncond=unconds[1], clip_x0=clip_x0, noise=noise, generator=generator,
-                       draws_noise=eta > 0, backend=backend)
-    return out
+    return {"a1": -one if prediction_type == "c" else one, "e3": one, "c0": one, "c1": s,
+            "c2": -k * (t64.sqrt() - (t_prev64 - sigma**2).clamp(min=0).sqrt()), "c3": k * sigma}
+
+
+# ---- whole trajectories -------------------------------------------------------------------------
+
+TRAJECTORY_SAMPLERS = ("ddpm", "ddim", "dpm", "attenuation")
+
+
+class ReverseTrajectory:
+    """A sampler loop's steps with every coefficient computed once, up front.
+
+    The step functions above form their per-sample coefficients from the schedule on every call
+    (some twenty small tensor ops); over a whole trajectory that costs more than the fused
+    kernel itself at small sizes. Here the coefficient table of all steps, (steps, B, 11)
+    float64 on the times' device, is built in one go from the same formulas (`_ddpm_coefs`,
+    ...), the times are checked once, and `step(i, ...)` is one fused kernel: the same result as
+    the step function of `sampler` at (times[i], times[i + 1]), noise drawn the same way.
+
+    Args:
+        sampler: "ddpm", "ddim", "dpm" (DPM-Solver++(2M): first order on step 0, second order
+            after) or "attenuation".
+        times: (steps + 1, B) on the data's device: integer timesteps of `schedule`, strictly
+            decreasing per sample down to -1 (the clean sample) or any t_prev >= 0 for the
+            schedule's samplers; floating times in (0, 1] decreasing to >= 0 for "attenuation".
+        schedule: the Schedule (None for "attenuation").
+        eta, prediction_type, clip_x0, domain_scale: as the step functions (prediction_type None:
+            "eps", or "c" for "attenuation").
+    """
+
+    def __init__(self, sampler: str, times: Tensor, schedule: Schedule | None = None, *, eta: float = 0.0,
+                 prediction_type: str | None = None, clip_x0: float | None = None, domain_scale: float = 1.0) -> None:
+        op = "ReverseTrajectory"
+        _check_choice(sampler, TRAJECTORY_SAMPLERS, op, "sampler")
+        attenuation = sampler == "attenuation"
+        prediction_type = prediction_type or ("c" if attenuation else "eps")
+        _check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES if attenuation else PREDICTION_TYPES, op,
+                      "prediction_type")
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
+        _check_positive(domain_scale, op, "domain_scale")
+        _check_clip(clip_x0, op)
+        if not isinstance(times, Tensor) or times.dim() != 2 or times.shape[0] < 2:
+            raise ValueError(f"gddm.{op}: argument `times` must be a (steps + 1, B) tensor with steps >= 1, got "
+                             f"{tuple(times.shape) if isinstance(times, Tensor) else type(times).__name__}")
+        t, t_prev = times[:-1], times[1:]
+        if attenuation:
+            if schedule is not None:
+                raise ValueError(f"gddm.{op}: the attenuation sampler takes no `schedule`, got one")
+            if not times.dtype.is_floating_point:
+                raise TypeError(f"gddm.{op}: argument `times` must be floating for 'attenuation', got {times.dtype}")
+            check_values((t > 0) & (t <= 1), t, op, "times", "lie in (0, 1] before the last row")
+            check_values((t_prev >= 0) & (t_prev < t), t_prev, op, "times", "decrease per sample to >= 0")
+            coefs = _attenuation_coefs(t, t_prev, eta, domain_scale, prediction_type)
+        else:
+            if not isinstance(schedule, Schedule):
+                raise TypeError(f"gddm.{op}: sampler {sampler!r} needs a `schedule`, got {type(schedule).__name__}")
+            if times.dtype not in INTEGER_DTYPES or times.device != schedule.device:
+                raise ValueError(f"gddm.{op}: argument `times` must hold integer timesteps on the schedule's device "
+                                 f"{schedule.device}, got {times.dtype} on {times.device}")
+            T = schedule.num_timesteps
+            check_values((t >= 0) & (t < T), t, op, "times", f"lie in [0, {T}) before the last row")
+            check_values((t_prev >= -1) & (t_prev < t), t_prev, op, "times", "decrease strictly per sample to >= -1")
+            if sampler == "ddpm":
+                coefs = _ddpm_coefs(t, t_prev, schedule, domain_scale, prediction_type)
+            elif sampler == "ddim":
+                coefs = _ddim_coefs(t, t_prev, schedule, eta, domain_scale, prediction_type, clip_x0)
+            else:  # step i > 0 extrapolates from step i - 1 (t_last = times[i - 1]); step 0 is first
+                # order: its row gets a stand-in t_last and then r = 0
+                coefs = _dpm_coefs(t, t_prev, torch.cat([t[:1], t[:-1]]), schedule, domain_scale, prediction_type)
+                coefs["r"] = torch.cat([torch.zeros_like(coefs["r"][:1]), coefs["r"][1:]])
+        self.sampler, self.eta, self.clip_x0 = sampler, eta, clip_x0
+        self.steps = times.shape[0] - 1
+        self.table = _coef_table(coefs)
+
+    def step(self, i: int, sample: Tensor, model_output: Tensor | tuple[Tensor, Tensor], *,
+             prev_x0: Tensor | None = None, uncond_output: Tensor | tuple[Tensor, Tensor] | None = None,
+             guidance_scale: float | None = None, noise: Tensor | None = None,
+             generator: torch.Generator | None = None, backend: str | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """Step i (times[i] -> times[i + 1]) in one kernel. `model_output` (and `uncond_output`
+        with `guidance_scale`) is (c, eps) for "attenuation"; "dpm" takes the previous step's x0
+        as `prev_x0` (None on step 0) and returns (x_prev, x0); the others return x_prev."""
+        op = f"ReverseTrajectory.step ({self.sampler})"
+        if not 0 <= i < self.steps:
+            raise ValueError(f"gddm.{op}: argument `i` must lie in [0, {self.steps}), got {i}")
+        check_tensor(sample, op, "sample")
+        _check_guidance(uncond_output, guidance_scale, op)
+        guidance = dict(guidance_scale=guidance_scale)
+        table = self.table[i]
+        if table.shape[0] != sample.shape[0] or table.device != sample.device:
+            raise ValueError(f"gddm.{op}: `sample` must have B = {table.shape[0]} samples on {table.device}, got "
+                             f"shape {tuple(sample.shape)} on {sample.device}")
+        if self.sampler == "attenuation":
+            attenuation, eps = _check_pair(model_output, op, "model_output")
+            unconds = (None, None) if uncond_output is None else _check_pair(uncond_output, op, "uncond_output")
+            for tensor in (attenuation, eps, *[u for u in unconds if u is not None]):
+                _check_like(tensor, sample, op, "model_output")
+            out, _ = _launch(op, sample, attenuation, table, uncond_output=unconds[0], m2=eps, m2_uncond=unconds[1],
+                             clip_x0=self.clip_x0, noise=noise, generator=generator, draws_noise=self.eta > 0,
+                             backend=backend, **guidance)
+            return out
+        _check_like(model_output, sample, op, "model_output")
+        if uncond_output is not None:
+            _check_like(uncond_output, sample, op, "uncond_output")
+        guidance["uncond_output"] = uncond_output
+        if self.sampler == "dpm":
+            if (prev_x0 is None) != (i == 0):
+                raise ValueError(f"gddm.{op}: argument `prev_x0` must be None on step 0 and the previous step's "
+                                 f"x0 after it, got {'None' if prev_x0 is None else 'a tensor'} on step {i}")
+            if prev_x0 is not None:
+                _check_like(prev_x0, sample, op, "prev_x0")
+            return _launch(op, sample, model_output, table, prev_x0=prev_x0, clip_x0=self.clip_x0, write_x0=True,
+                           backend=backend, **guidance)
+        out, _ = _launch(op, sample, model_output, table, clip_x0=self.clip_x0, noise=noise, generator=generator,
+                         draws_noise=self.sampler == "ddpm" or self.eta > 0, backend=backend, **guidance)
+        return out

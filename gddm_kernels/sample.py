@@ -24,8 +24,10 @@ Reverse process. The sampler must fit the process the checkpoint was trained wit
   eta = 1 is Alg. 2 (the Brownian bridge), eta = 0 the deterministic variant. The last step
   goes to t' = 0, where F_0 = F_t - c_hat t - k sqrt(t) eps_hat (= F0 for exact predictions).
 
-The times live on the device as a (steps + 1, B) table (int64 timesteps or float64 times), so
-the loop has no host sync (no .item(), no printing of tensors): a CUDA stream runs ahead freely.
+The times live on the device as a (steps + 1, B) table (int64 timesteps or float64 times), and
+every step's kernel coefficients are computed from it once, before the loop
+(gddm_kernels.diffusion.ReverseTrajectory): a step is one fused kernel call, and the loop has no
+host sync (no .item(), no printing of tensors), so a CUDA stream runs ahead freely.
 
 Reconstruction of images (B, C, H, W) from the sampled field, clamped to [-1, 1]:
     image mode   the sample itself ("dct" and "multigrid" do nothing; "poisson_net" is an error)
@@ -43,7 +45,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .diffusion import attenuation_step, ddim_step, ddpm_step, dpm_solver_2m_step
+from .diffusion import ReverseTrajectory
 from .dispatch import use_backend
 from .images import save_grid
 from .poisson import poisson_solve, reconstruct
@@ -109,22 +111,17 @@ def reverse_process(nets: DiffusionNets, config: TrainConfig, schedule: Schedule
     shape = (num_samples, config.channels, *(2,) * (config.mode == "gradient"), config.size, config.size)
     k = DOMAIN_SCALES[config.mode]
     per_sample = sampler_times(sampler, schedule, steps, device)[:, None].expand(-1, num_samples).contiguous()
+    attenuation = sampler == "attenuation"
+    trajectory = ReverseTrajectory(sampler, per_sample, None if attenuation else schedule, eta=eta, clip_x0=clip_x0,
+                                   domain_scale=k)
     x = k * torch.randn(shape, generator=generator, device=device)
-    prev_x0 = t_last = None
+    prev_x0 = None
     for i in tqdm(range(steps), desc=f"sample {sampler}", disable=not progress, dynamic_ncols=True):
-        t, t_prev = per_sample[i], per_sample[i + 1]
-        outputs = nets.predict(x, t, config.precision)  # (eps,) or (c, eps)
-        common = dict(clip_x0=clip_x0, domain_scale=k)
-        if sampler == "attenuation":
-            x = attenuation_step(x, outputs, t, t_prev, eta=eta, generator=generator, **common)
-        elif sampler == "ddpm":
-            x = ddpm_step(x, outputs[0], t, t_prev, schedule, generator=generator, **common)
-        elif sampler == "ddim":
-            x = ddim_step(x, outputs[0], t, t_prev, schedule, eta=eta, generator=generator, **common)
+        outputs = nets.predict(x, per_sample[i], config.precision)  # (eps,) or (c, eps)
+        if sampler == "dpm":
+            x, prev_x0 = trajectory.step(i, x, outputs[0], prev_x0=prev_x0)
         else:
-            x, prev_x0 = dpm_solver_2m_step(x, outputs[0], t, t_prev, schedule, prev_x0=prev_x0, t_last=t_last,
-                                            **common)
-            t_last = t
+            x = trajectory.step(i, x, outputs if attenuation else outputs[0], generator=generator)
     return x
 
 

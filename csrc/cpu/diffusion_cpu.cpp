@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "../diffusion_args.h"
+#include "isa.h"
 #include "normals_cpu.h"
 #include "parallel.h"
 
@@ -135,7 +136,7 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
 // Loads n elements of a model output into buf, combined with its unconditional twin when
 // given (classifier-free guidance), or zeros when there is no such output.
 template <typename scalar_t, typename acc_t>
-void load_guided(const scalar_t* cond, const scalar_t* uncond, acc_t s, int64_t n, acc_t* buf) {
+GDDM_ALWAYS_INLINE void load_guided(const scalar_t* cond, const scalar_t* uncond, acc_t s, int64_t n, acc_t* buf) {
   if (!cond) {
     std::fill(buf, buf + n, acc_t(0));
   } else if (uncond) {
@@ -144,6 +145,69 @@ void load_guided(const scalar_t* cond, const scalar_t* uncond, acc_t s, int64_t 
     for (int64_t i = 0; i < n; ++i) buf[i] = acc_t(cond[i]);
   }
 }
+
+// The inputs of one diffusion_step call on data of type scalar_t (null: input absent).
+template <typename scalar_t>
+struct StepArgs {
+  using acc_t = at::opmath_type<scalar_t>;
+  const scalar_t *x, *m, *m_uncond, *m2, *m2_uncond, *prev_x0, *noise;
+  const acc_t* coefs;  // (B, kNumStepCoefs)
+  scalar_t *out, *x0_out;
+  acc_t guidance, clip;
+  bool draw_noise;
+  int64_t seed, numel, per_sample;
+};
+
+// Blocks [b0, b1) of kNoiseBlock elements: every optional input of a block is first staged in
+// a small buffer (guided, converted, or zero), so the step itself is one branch-free loop per
+// sample that the compiler vectorises.
+template <typename scalar_t>
+GDDM_ALWAYS_INLINE void step_blocks(const StepArgs<scalar_t>& a, int64_t b0, int64_t b1) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const scalar_t* absent = nullptr;
+  float normals[kNoiseBlock];
+  acc_t xb[kNoiseBlock], mb[kNoiseBlock], m2b[kNoiseBlock], pb[kNoiseBlock], zb[kNoiseBlock];
+  acc_t outb[kNoiseBlock], x0b[kNoiseBlock];
+  for (int64_t block = b0; block < b1; ++block) {
+    const int64_t start = block * kNoiseBlock, n = std::min(start + kNoiseBlock, a.numel) - start;
+    auto at_start = [&](const scalar_t* p) { return p ? p + start : absent; };
+    load_guided(a.m + start, at_start(a.m_uncond), a.guidance, n, mb);
+    load_guided(at_start(a.m2), at_start(a.m2_uncond), a.guidance, n, m2b);
+    load_guided(at_start(a.prev_x0), absent, a.guidance, n, pb);
+    if (a.draw_noise) {
+      fill_normals(a.seed, start, n, normals);
+      std::copy(normals, normals + n, zb);
+    } else {
+      load_guided(at_start(a.noise), absent, a.guidance, n, zb);
+    }
+    load_guided(a.x + start, absent, a.guidance, n, xb);
+    for (int64_t lo = 0; lo < n;) {
+      const int64_t sample = (start + lo) / a.per_sample;
+      const int64_t hi = std::min(n, (sample + 1) * a.per_sample - start);
+      acc_t ks[kNumStepCoefs];  // a local copy: no store below can alias it, so it stays in registers
+      std::copy(a.coefs + sample * kNumStepCoefs, a.coefs + (sample + 1) * kNumStepCoefs, ks);
+      for (int64_t i = lo; i < hi; ++i) {
+        const StepResult<acc_t> r = step_at(ks, xb[i], mb[i], m2b[i], pb[i], zb[i], a.clip);
+        outb[i] = r.out;
+        x0b[i] = r.x0;
+      }
+      lo = hi;
+    }
+    for (int64_t i = 0; i < n; ++i) a.out[start + i] = static_cast<scalar_t>(outb[i]);
+    if (a.x0_out) {
+      for (int64_t i = 0; i < n; ++i) a.x0_out[start + i] = static_cast<scalar_t>(x0b[i]);
+    }
+  }
+}
+
+// float32 data, the common case, is compiled per ISA (csrc/cpu/isa.h): the non-template
+// overload wins overload resolution for StepArgs<float>.
+template <typename scalar_t>
+void run_step_blocks(const StepArgs<scalar_t>& a, int64_t b0, int64_t b1) {
+  step_blocks(a, b0, b1);
+}
+
+GDDM_ISA_CLONES void run_step_blocks(const StepArgs<float>& a, int64_t b0, int64_t b1) { step_blocks(a, b0, b1); }
 
 std::tuple<at::Tensor, at::Tensor> diffusion_step_cpu(
     const at::Tensor& x, const at::Tensor& m, const c10::optional<at::Tensor>& m_uncond,
@@ -155,51 +219,17 @@ std::tuple<at::Tensor, at::Tensor> diffusion_step_cpu(
   const int64_t seed_value = seed ? seed->item<int64_t>() : 0;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t *xp = x.const_data_ptr<scalar_t>(), *mp = m.const_data_ptr<scalar_t>();
-    const scalar_t *mu = optional_ptr<scalar_t>(m_uncond), *m2p = optional_ptr<scalar_t>(m2);
-    const scalar_t *m2u = optional_ptr<scalar_t>(m2_uncond), *pp = optional_ptr<scalar_t>(prev_x0);
-    const scalar_t* zp = optional_ptr<scalar_t>(noise);
-    const acc_t* k = coefs.const_data_ptr<acc_t>();
-    scalar_t* out = plan.out.mutable_data_ptr<scalar_t>();
-    scalar_t* x0_out = write_x0 ? plan.x0_out.mutable_data_ptr<scalar_t>() : nullptr;
-    const acc_t s = acc_t(guidance), c = acc_t(clip);
-    const int64_t numel = x.numel(), blocks = (numel + kNoiseBlock - 1) / kNoiseBlock;
-    // Blocks of kNoiseBlock elements: every optional input of a block is first staged in a
-    // small buffer (guided, converted, or zero), so the step itself is one branch-free loop
-    // per sample that the compiler vectorises.
+    const StepArgs<scalar_t> args{x.const_data_ptr<scalar_t>(), m.const_data_ptr<scalar_t>(),
+                                  optional_ptr<scalar_t>(m_uncond), optional_ptr<scalar_t>(m2),
+                                  optional_ptr<scalar_t>(m2_uncond), optional_ptr<scalar_t>(prev_x0),
+                                  optional_ptr<scalar_t>(noise), coefs.const_data_ptr<acc_t>(),
+                                  plan.out.mutable_data_ptr<scalar_t>(),
+                                  write_x0 ? plan.x0_out.mutable_data_ptr<scalar_t>() : nullptr,
+                                  acc_t(guidance), acc_t(clip), seed.has_value(), seed_value, x.numel(),
+                                  plan.per_sample};
+    const int64_t blocks = (x.numel() + kNoiseBlock - 1) / kNoiseBlock;
     at::parallel_for(0, blocks, std::max<int64_t>(1, kGrainElements / kNoiseBlock), [&](int64_t b0, int64_t b1) {
-      float normals[kNoiseBlock];
-      acc_t xb[kNoiseBlock], mb[kNoiseBlock], m2b[kNoiseBlock], pb[kNoiseBlock], zb[kNoiseBlock];
-      acc_t outb[kNoiseBlock], x0b[kNoiseBlock];
-      for (int64_t block = b0; block < b1; ++block) {
-        const int64_t start = block * kNoiseBlock, n = std::min(start + kNoiseBlock, numel) - start;
-        load_guided(mp + start, mu ? mu + start : nullptr, s, n, mb);
-        load_guided(m2p ? m2p + start : nullptr, m2u ? m2u + start : nullptr, s, n, m2b);
-        load_guided(pp ? pp + start : nullptr, static_cast<const scalar_t*>(nullptr), s, n, pb);
-        if (seed) {
-          fill_normals(seed_value, start, n, normals);
-          std::copy(normals, normals + n, zb);
-        } else {
-          load_guided(zp ? zp + start : nullptr, static_cast<const scalar_t*>(nullptr), s, n, zb);
-        }
-        load_guided(xp + start, static_cast<const scalar_t*>(nullptr), s, n, xb);
-        for (int64_t lo = 0; lo < n;) {
-          const int64_t sample = (start + lo) / plan.per_sample;
-          const int64_t hi = std::min(n, (sample + 1) * plan.per_sample - start);
-          acc_t ks[kNumStepCoefs];  // a local copy: no store below can alias it, so it stays in registers
-          std::copy(k + sample * kNumStepCoefs, k + (sample + 1) * kNumStepCoefs, ks);
-          for (int64_t i = lo; i < hi; ++i) {
-            const StepResult<acc_t> r = step_at(ks, xb[i], mb[i], m2b[i], pb[i], zb[i], c);
-            outb[i] = r.out;
-            x0b[i] = r.x0;
-          }
-          lo = hi;
-        }
-        for (int64_t i = 0; i < n; ++i) out[start + i] = static_cast<scalar_t>(outb[i]);
-        if (x0_out) {
-          for (int64_t i = 0; i < n; ++i) x0_out[start + i] = static_cast<scalar_t>(x0b[i]);
-        }
-      }
+      run_step_blocks(args, b0, b1);
     });
   });
   return {plan.out, plan.x0_out};
