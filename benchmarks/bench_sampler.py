@@ -59,8 +59,7 @@ def eager_reverse_process(nets: StandInNets, config: TrainConfig, schedule: Sche
     k = DOMAIN_SCALES[config.mode]
     device = schedule.device
     times = sampler_times(sampler, schedule, STEPS, device)[:, None].expand(-1, samples).contiguous()
-    shape = (samples, config.channels, *(2,) * (config.mode == "gradient"), config.size, config.size)
-    x = k * torch.randn(shape, generator=generator, device=device)
+    x = k * torch.randn(config.field_shape(samples), generator=generator, device=device)
     prev_x0 = t_last = None
     for i in range(STEPS):
         t, t_prev = times[i], times[i + 1]
@@ -87,9 +86,8 @@ def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str
     """The timed workload of `impl` (module notes): reverse process + reconstruction."""
     schedule = make_schedule(config).to(device)
     generator = torch.Generator(device).manual_seed(0)
-    field_shape = (samples, config.channels, *(2,) * (config.mode == "gradient"), config.size, config.size)
     heads = 2 if config.process == "attenuation" else 1
-    nets = StandInNets(tuple(torch.randn(field_shape, device=device) for _ in range(heads)))
+    nets = StandInNets(tuple(torch.randn(config.field_shape(samples), device=device) for _ in range(heads)))
     process = eager_reverse_process if impl == EAGER else fused_reverse_process
 
     def run() -> Tensor:

@@ -14,8 +14,6 @@ the fastest backend available for the input's device. `python -m gddm_kernels.in
 summary.
 """
 
-from torch import Tensor
-
 from . import _extension  # noqa: F401  (loads the compiled kernels, warns once if missing)
 from .dispatch import backends, use_backend
 from .poisson import poisson_solve, reconstruct

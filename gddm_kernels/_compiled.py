@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from . import _multigrid as multigrid
-from ._layout import field_shape, fold_batch
+from ._layout import field_shape, fold_batch, image_shape
 from ._multigrid import fused_stages
 from ._spectral import dct_solve, row_fft_solve
 from .reference.diffusion_kernels import DOMAINS
@@ -23,7 +23,7 @@ def gradient(x: Tensor, scale: float = 1.0) -> Tensor:
 
 def divergence(g: Tensor, scale: float = 1.0) -> Tensor:
     """scale * negative adjoint of `gradient`: (..., 2, H, W) -> contiguous (..., H, W)."""
-    return torch.ops.gddm_C.divergence(fold_batch(g, 3), scale).view(g.shape[:-3] + g.shape[-2:])
+    return torch.ops.gddm_C.divergence(fold_batch(g, 3), scale).view(image_shape(g.shape))
 
 
 def laplacian(x: Tensor, scale: float = 1.0) -> Tensor:

@@ -40,3 +40,8 @@ def fold_batch(x: Tensor, inner_dims: int) -> Tensor:
 def field_shape(image_shape: torch.Size) -> tuple[int, ...]:
     """Shape of the gradient field of images of shape (..., H, W): (..., 2, H, W)."""
     return (*image_shape[:-2], 2, *image_shape[-2:])
+
+
+def image_shape(field_shape: torch.Size) -> tuple[int, ...]:
+    """Shape of the images of a gradient field of shape (..., 2, H, W): (..., H, W)."""
+    return (*field_shape[:-3], *field_shape[-2:])

@@ -283,10 +283,7 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
     _check_positive(domain_scale, op, "domain_scale")
     _check_clip(clip_x0, op)
     _check_guidance(uncond_output, guidance_scale, op)
-    attenuation, eps = _check_pair(model_output, op, "model_output")
-    unconds = (None, None) if uncond_output is None else _check_pair(uncond_output, op, "uncond_output")
-    for i, tensor in enumerate((attenuation, eps, *[u for u in unconds if u is not None])):
-        _check_like(tensor, sample, op, "model_output" if i < 2 else "uncond_output")
+    (attenuation, eps), unconds = _attenuation_outputs(sample, model_output, uncond_output, op)
     batch = sample.shape[0]
     check_per_sample(t, batch, sample.device, op, "t", integer=False)
     check_per_sample(t_prev, batch, sample.device, op, "t_prev", integer=False)
@@ -297,6 +294,16 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
                      uncond_output=unconds[0], guidance_scale=guidance_scale, m2=eps, m2_uncond=unconds[1],
                      clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=eta > 0, backend=backend)
     return out
+
+
+def _attenuation_outputs(sample: Tensor, model_output: object, uncond_output: object,
+                         op: str) -> tuple[tuple[Tensor, Tensor], tuple[Tensor | None, Tensor | None]]:
+    """The checked (attenuation, eps) pair and its unconditional twin ((None, None) if absent)."""
+    conds = _check_pair(model_output, op, "model_output")
+    unconds = (None, None) if uncond_output is None else _check_pair(uncond_output, op, "uncond_output")
+    for i, tensor in enumerate((*conds, *[u for u in unconds if u is not None])):
+        _check_like(tensor, sample, op, "model_output" if i < 2 else "uncond_output")
+    return conds, unconds
 
 
 def _attenuation_coefs(t: Tensor, t_prev: Tensor, eta: float, k: float, prediction_type: str) -> dict[str, Tensor]:
@@ -398,10 +405,7 @@ class ReverseTrajectory:
             raise ValueError(f"gddm.{op}: `sample` must have B = {table.shape[0]} samples on {table.device}, got "
                              f"shape {tuple(sample.shape)} on {sample.device}")
         if self.sampler == "attenuation":
-            attenuation, eps = _check_pair(model_output, op, "model_output")
-            unconds = (None, None) if uncond_output is None else _check_pair(uncond_output, op, "uncond_output")
-            for tensor in (attenuation, eps, *[u for u in unconds if u is not None]):
-                _check_like(tensor, sample, op, "model_output")
+            (attenuation, eps), unconds = _attenuation_outputs(sample, model_output, uncond_output, op)
             out, _ = _launch(op, sample, attenuation, table, uncond_output=unconds[0], m2=eps, m2_uncond=unconds[1],
                              clip_x0=self.clip_x0, noise=noise, generator=generator, draws_noise=self.eta > 0,
                              backend=backend, **guidance)

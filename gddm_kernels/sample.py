@@ -108,13 +108,12 @@ def reverse_process(nets: DiffusionNets, config: TrainConfig, schedule: Schedule
     step's noise. `nets.predict(x, t, precision)` gives the model's outputs (module notes)."""
     check_sampler(sampler, config)
     device = schedule.device
-    shape = (num_samples, config.channels, *(2,) * (config.mode == "gradient"), config.size, config.size)
     k = DOMAIN_SCALES[config.mode]
     per_sample = sampler_times(sampler, schedule, steps, device)[:, None].expand(-1, num_samples).contiguous()
     attenuation = sampler == "attenuation"
     trajectory = ReverseTrajectory(sampler, per_sample, None if attenuation else schedule, eta=eta, clip_x0=clip_x0,
                                    domain_scale=k)
-    x = k * torch.randn(shape, generator=generator, device=device)
+    x = k * torch.randn(config.field_shape(num_samples), generator=generator, device=device)
     prev_x0 = None
     for i in tqdm(range(steps), desc=f"sample {sampler}", disable=not progress, dynamic_ncols=True):
         outputs = nets.predict(x, per_sample[i], config.precision)  # (eps,) or (c, eps)

@@ -215,6 +215,10 @@ class TrainConfig:
         """Channels of the field as the networks see it: C * COMPONENTS[mode]."""
         return self.channels * COMPONENTS[self.mode]
 
+    def field_shape(self, num_samples: int) -> tuple[int, ...]:
+        """Shape of `num_samples` fields of the mode's domain: (N, C, H, W), or (N, C, 2, H, W)."""
+        return (num_samples, self.channels, *(2,) * (self.mode == "gradient"), self.size, self.size)
+
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:

@@ -31,6 +31,15 @@ TOLERANCES = {
 }
 
 
+# FAST_CASES and the reference backend, for the ops whose reference is itself a kernel contract.
+ALL_CASES = [pytest.param("reference", "cpu", id="reference"), *FAST_CASES]
+
+
+def gen(seed: int, device: str) -> torch.Generator:
+    """A generator on `device` seeded with `seed`."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def supports(backend: str, dtype: torch.dtype) -> bool:
     return dtype in BACKENDS[backend].dtypes
 

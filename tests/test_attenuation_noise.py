@@ -12,9 +12,8 @@ from gddm_kernels.reference import diffusion as spec
 from gddm_kernels.reference import random as ref_random
 from gddm_kernels.stencils import gradient, laplacian
 
-from conftest import FAST_CASES, supports
+from conftest import ALL_CASES, gen, supports
 
-ALL_CASES = [pytest.param("reference", "cpu", id="reference"), *FAST_CASES]
 TOL = {torch.float32: 2e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2}
 DOMAINS = ["image", "gradient", "laplacian"]
 OPERATORS = {"image": lambda x: x, "gradient": gradient, "laplacian": laplacian}
@@ -24,10 +23,6 @@ TIMES = [0.0, 1e-3, 0.37, 1.0]  # both ends of [0, 1] included
 def close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
     scale = max(1.0, expected.abs().max().item())
     torch.testing.assert_close(actual.cpu().double(), expected.cpu().double(), atol=TOL[dtype] * scale, rtol=0)
-
-
-def gen(seed: int, device: str) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 @pytest.mark.parametrize("backend,device", ALL_CASES)

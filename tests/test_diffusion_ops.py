@@ -14,9 +14,8 @@ from gddm_kernels.reference import random as ref_random
 from gddm_kernels.schedules import cosine_schedule, linear_schedule
 from gddm_kernels.triton import diffusion as triton_diffusion
 
-from conftest import FAST_CASES, supports
+from conftest import ALL_CASES, gen, supports
 
-ALL_CASES = [pytest.param("reference", "cpu", id="reference"), *FAST_CASES]
 TOL = {torch.float32: 2e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2, torch.float16: 2e-3}
 DOMAINS = ["image", "gradient", "laplacian"]
 T = torch.tensor([0, 5, 400, 999])
@@ -31,10 +30,6 @@ def close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> N
 def skip_unsupported(backend: str, dtype: torch.dtype) -> None:
     if not supports(backend, dtype):
         pytest.skip(f"{backend} does not support {dtype}")
-
-
-def gen(seed: int, device: str) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 # ---- add_noise ------------------------------------------------------------------------------

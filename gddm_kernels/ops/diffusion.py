@@ -8,13 +8,10 @@ add_noise is linear in x0: its backward is a[b] D^T(grad) per sample (D^T = iden
 import torch
 from torch import Tensor
 
+from .._layout import field_shape
 from ..dispatch import AUTO, select
 from ..reference.diffusion_kernels import noise_shape
 from .stencils import divergence, laplacian
-
-
-def _field_or_image(x0: Tensor, domain: str) -> tuple[int, ...]:
-    return (*x0.shape[:-2], 2, *x0.shape[-2:]) if domain == "gradient" else tuple(x0.shape)
 
 
 @torch.library.custom_op("gddm::add_noise", mutates_args=())
@@ -28,7 +25,7 @@ def add_noise(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise: Tensor
 def _(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise: Tensor | None, seed: Tensor | None,
       write_noise: bool, backend: str = AUTO) -> tuple[Tensor, Tensor]:
     written = noise_shape(x0.shape, domain, exact) if seed is not None and write_noise else (0,)
-    return x0.new_empty(_field_or_image(x0, domain)), x0.new_empty(written)
+    return x0.new_empty(field_shape(x0.shape) if domain == "gradient" else x0.shape), x0.new_empty(written)
 
 
 def _save_add_noise(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:

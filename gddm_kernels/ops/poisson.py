@@ -10,16 +10,13 @@ Non-finite input propagates: the solve is global, so one NaN/Inf makes its whole
 import torch
 from torch import Tensor
 
+from .._layout import image_shape
 from .._multigrid import padded_history
 from .._validation import check_field, check_image, check_multigrid_args
 from ..dispatch import AUTO, select
 from .stencils import gradient
 
 RECONSTRUCT_ADJOINT_SCALE = -0.25
-
-
-def _image_of(field: Tensor) -> tuple[int, ...]:
-    return (*field.shape[:-3], *field.shape[-2:])
 
 
 @torch.library.custom_op("gddm::poisson_solve", mutates_args=())
@@ -42,14 +39,14 @@ def reconstruct(g: Tensor, mean: float = 0.0, backend: str = AUTO) -> Tensor:
     """Least-squares image of a gradient field: (..., 2, H, W) -> (..., H, W)."""
     check_field(g, "reconstruct")
     if g.numel() == 0:
-        return g.new_empty(_image_of(g))
+        return g.new_empty(image_shape(g.shape))
     return select("reconstruct", backend, g).reconstruct(g, mean)
 
 
 @reconstruct.register_fake
 def _(g: Tensor, mean: float = 0.0, backend: str = AUTO) -> Tensor:
     check_field(g, "reconstruct")
-    return g.new_empty(_image_of(g))
+    return g.new_empty(image_shape(g.shape))
 
 
 def _save_backend(ctx, inputs: tuple, output: Tensor) -> None:

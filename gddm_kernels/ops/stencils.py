@@ -8,13 +8,9 @@ Laplacian is self-adjoint. Every backward is one call of a fused op on the same 
 import torch
 from torch import Tensor
 
-from .._layout import field_shape
+from .._layout import field_shape, image_shape
 from .._validation import check_field, check_image
 from ..dispatch import AUTO, select
-
-
-def _image_of(field: Tensor) -> tuple[int, ...]:
-    return (*field.shape[:-3], *field.shape[-2:])
 
 
 @torch.library.custom_op("gddm::gradient", mutates_args=())
@@ -37,14 +33,14 @@ def divergence(g: Tensor, scale: float = 1.0, backend: str = AUTO) -> Tensor:
     """scale * negative adjoint of gradient: (..., 2, H, W) -> (..., H, W)."""
     check_field(g, "divergence")
     if g.numel() == 0:
-        return g.new_empty(_image_of(g))
+        return g.new_empty(image_shape(g.shape))
     return select("divergence", backend, g).divergence(g, scale)
 
 
 @divergence.register_fake
 def _(g: Tensor, scale: float = 1.0, backend: str = AUTO) -> Tensor:
     check_field(g, "divergence")
-    return g.new_empty(_image_of(g))
+    return g.new_empty(image_shape(g.shape))
 
 
 @torch.library.custom_op("gddm::laplacian", mutates_args=())

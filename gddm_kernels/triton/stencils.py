@@ -6,7 +6,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .._layout import field_shape, fold_batch
+from .._layout import field_shape, fold_batch, image_shape
 
 BLOCK_H = 8
 BLOCK_W = 128
@@ -115,7 +115,7 @@ def divergence(g: Tensor, scale: float = 1.0) -> Tensor:
     """scale * negative adjoint of `gradient`: (..., 2, H, W) -> contiguous (..., H, W)."""
     gb = fold_batch(g, 3)
     B0, B1, _, H, W = gb.shape
-    out = g.new_empty(g.shape[:-3] + g.shape[-2:])
+    out = g.new_empty(image_shape(g.shape))
     _divergence_kernel[_grid(B0 * B1, H, W)](
         gb, out, B1, H, W, *gb.stride(), scale, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
     return out
