@@ -7,7 +7,7 @@ worth timing: the geometric hierarchy is a few 1-D tables) and against our own e
 solve. The residual history of every gddm run is recorded, and the number of cycles used.
 
 Crossover: the DCT solve of small images by cosine-matrix products against the FFT path,
-forced one way or the other (gddm_kernels._spectral.MATMUL_MAX_SIZE holds the measured
+forced one way or the other (the `dct_matmul_max_size` of the backend table in gddm_kernels/dispatch.py holds the measured
 switch point).
 """
 
@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 import gddm_kernels as gk
-from gddm_kernels import _spectral
+from gddm_kernels import _spectral, dispatch
 
 from .harness import Record, time_ms
 
@@ -92,17 +92,13 @@ def run(device: str, copy_gbps: float) -> list[Record]:
 def _crossover(device: str, copy_gbps: float) -> list[Record]:
     """The DCT solve of CROSSOVER_BATCH images per size, forced through each path."""
     records = []
-    saved = dict(_spectral.MATMUL_MAX_SIZE)
-    try:
-        for n in tqdm(CROSSOVER_SIZES, desc="dct crossover", unit="size"):
-            for batch in (1, CROSSOVER_BATCH):
-                f = torch.randn(batch, n, n, device=device)
-                moved = 2 * f.numel() * f.element_size()
-                for path, limit in FORCE.items():
-                    _spectral.MATMUL_MAX_SIZE[device] = limit
-                    ms = time_ms(lambda: gk.poisson_solve(f), device)
-                    records.append(Record("dct-crossover", "poisson_solve", "dct", f"{batch}x{n}x{n}", "float32",
-                                          f"{path} path", ms, moved / ms / 1e6, moved / ms / 1e6 / copy_gbps))
-    finally:
-        _spectral.MATMUL_MAX_SIZE.update(saved)
+    kernels = dispatch.BACKENDS[device].implementation.kernels  # the compiled backend of the device
+    for n in tqdm(CROSSOVER_SIZES, desc="dct crossover", unit="size"):
+        for batch in (1, CROSSOVER_BATCH):
+            f = torch.randn(batch, n, n, device=device)
+            moved = 2 * f.numel() * f.element_size()
+            for path, limit in FORCE.items():
+                ms = time_ms(lambda: _spectral.dct_solve(kernels, f, False, 0.0, limit), device)
+                records.append(Record("dct-crossover", "poisson_solve", "dct", f"{batch}x{n}x{n}", "float32",
+                                      f"{path} path", ms, moved / ms / 1e6, moved / ms / 1e6 / copy_gbps))
     return records

@@ -6,8 +6,8 @@
 * the solves a user would otherwise write: DCT-II, divide by the Laplacian's eigenvalues,
   inverse DCT, with the `torch-dct` package, with `scipy.fft.dctn`/`idctn` (CPU only) and with
   `cupyx.scipy.fft.dctn`/`idctn` (CUDA only, where CuPy imports);
-* one `torch.fft.rfft2` + `irfft2` pair of the same size: the practical floor that issue 3's
-  targets compare the solve to (within 1.5x of it on a GPU).
+* one `torch.fft.rfft2` + `irfft2` pair of the same size: the practical floor that the GPU
+  target compares the solve to (within 1.5x of it).
 
 Every implementation solves the same right-hand side, in one process. The peers divide by
 the eigenvalues lambda[p, q] = 0.25 (2 cos(pi p/H) - 2 + 2 cos(pi q/W) - 2) of the

@@ -189,7 +189,7 @@ GDDM_HD void add_noise_pixel(const scalar_t* x0, scalar_t* out, scalar_t* noise_
 
 // ---- the generic step ---------------------------------------------------------------------------
 // Every reverse step is, per sample, an affine map of a few per-element values (see
-// gddm_kernels/_diffusion.py for the coefficients of DDPM, DDIM, DPM-Solver++(2M) and the
+// gddm_kernels/diffusion.py for the coefficients of DDPM, DDIM, DPM-Solver++(2M) and the
 // analytic-attenuation step):
 //   m   = guided model output: uncond + s (cond - uncond)        (or cond)
 //   x0  = clip(a0 x + a1 m)

@@ -1,8 +1,9 @@
 // Schemas of the compiled kernels, loaded as the Python module gddm_kernels._C.
 //
-// These are internal ops on a fixed layout: images (B0, B1, H, W) and gradient fields
-// (B0, B1, 2, H, W) with any strides; outputs are contiguous. The public ops torch.ops.gddm.*
-// (gddm_kernels/ops) validate the input, fold the leading dims into (B0, B1) and call these.
+// These are the kernels, on a fixed layout: images (B0, B1, H, W) and gradient fields
+// (B0, B1, 2, H, W) with any strides; outputs are contiguous. The public ops of the compiled
+// backends (csrc/public_ops.cpp: any layout, checks, autograd) and the multi-backend ops
+// torch.ops.gddm.* (gddm_kernels/ops) fold the leading dims into (B0, B1) and call these.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -19,9 +20,9 @@ TORCH_LIBRARY(gddm_C, m) {
   m.def("dct_reorder(Tensor x, bool field, float scale) -> Tensor");
   m.def("spectral_solve_(Tensor(a!) spectrum, int H, int W, float mean) -> ()");
   m.def("dct_unreorder(Tensor v, ScalarType dtype) -> Tensor");
-  // CPU: the whole solve as one op (the FFTs between the kernels are called from C++, over
-  // cache-sized chunks): dct_solve(x, field, scale, mean) = dct_unreorder(irfft2(
-  // spectral_solve_(rfft2(dct_reorder(x, field, scale)))), x.dtype), computed on the transposed
+  // The whole solve as one op: dct_solve(x, field, scale, mean) = dct_unreorder(irfft2(
+  // spectral_solve_(rfft2(dct_reorder(x, field, scale)))), x.dtype). CUDA: exactly that, around
+  // cuFFT. CPU: the FFTs are called from C++ over cache-sized chunks, on the transposed
   // spectrum (batch, W//2+1, H), the layout the CPU FFT leaves fft(rfft(v), dim=-2) in:
   // spectral_solve_columns_ is spectral_solve_ on that layout, spectrum_rows transposes it back.
   m.def("dct_solve(Tensor x, bool field, float scale, float mean) -> Tensor");

@@ -1,6 +1,6 @@
 // Arithmetic of the cosine-transform (DCT) Poisson solve, shared by the CPU and CUDA kernels.
 //
-// The DCT-II diagonalises the Neumann `laplacian` (DESIGN.md section 2):
+// The DCT-II diagonalises the Neumann `laplacian` (docs/design.md, "Poisson solve"):
 //   X[p, q] = sum_{i,j} f[i, j] cos(pi p (2i+1) / 2H) cos(pi q (2j+1) / 2W),
 //   laplacian <-> multiplication by lambda(p, q) = -(sin^2(pi p / 2H) + sin^2(pi q / 2W)).
 // Makhoul's method computes it with one real FFT: reorder v[m] = f[dct_source(m)] along both

@@ -1,6 +1,6 @@
 // Stencil arithmetic shared by the CPU (C++) and CUDA kernels.
 //
-// The operators (DESIGN.md section 2), on an image x of size H x W with a Neumann boundary:
+// The operators (docs/design.md, "Operators"), on an image x of size H x W with a Neumann boundary:
 //   gradient(x)[0, i, j] = x[i+1, j] - x[i, j]   (0 on the last row)
 //   gradient(x)[1, i, j] = x[i, j+1] - x[i, j]   (0 on the last column)
 //   divergence(g)        = -gradient^T g         (exact negative adjoint)

@@ -1,27 +1,25 @@
-"""The fast cosine-transform Poisson solve, shared by the compiled and Triton backends.
+"""The cosine-transform (DCT) Poisson solve: the driver every fast backend shares.
 
-Large images: three fused kernels around the FFTs of torch.fft (cuFFT on GPUs, MKL or
-pocketfft on CPUs).
+The DCT-II  X = C_H f C_W^T,  C_N[k, n] = cos(pi k (2n + 1) / 2N),  diagonalises the Neumann
+`laplacian`: laplacian(u) <-> lambda[p, q] X_u[p, q] with
+lambda[p, q] = 0.25 (2 cos(pi p / H) - 2 + 2 cos(pi q / W) - 2). The zero eigenvalue (p = q = 0)
+belongs to the constants; the solve sets that coefficient from the requested mean instead.
+
+Small images (max(H, W) <= the backend's measured crossover): the DCT as batched products with
+the cosine matrices, u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T, in float64 (float32 products
+lose ~1e-4 at 256^2, float64 ones are exact to ~1e-8 and, at these sizes, still cheap).
+
+Large images: the backend's `dct_solve` kernel, three fused passes around the FFTs (the maths
+of the passes: csrc/poisson.h):
 
     v = reorder(x)            scale * x, or 0.25 * divergence(x) for a gradient field,
                               in Makhoul's order, float32 (float64 for float64)   1 pass
-    V = rfft2(v)                                                                  torch.fft
+    V = rfft2(v)                                                                  FFT
     solve_(V)                 DCT twiddles, division by the Laplacian's
                               eigenvalues, inverse twiddles, in place             1 pass
-    u = unreorder(irfft2(V))  natural order, input dtype                          torch.fft + 1 pass
+    u = unreorder(irfft2(V))  natural order, input dtype                          FFT + 1 pass
 
-The maths is in csrc/poisson.h. On the GPU the FFTs are rfft2 and irfft2 (`row_fft_solve`).
-On the CPU the whole solve is one op, gddm_C::dct_solve (csrc/cpu/poisson_cpu.cpp), which
-calls the FFTs from C++ over cache-sized chunks of the batch and works in the layout the CPU
-FFT (MKL) leaves a transform along dim -2 in (transform dim fastest): its c2r transform is 2.5x
-slower on such input, so irfft2 is replaced by ifft along columns, one strip transposition back
-to rows and irfft along rows. Measured at 512x512, one thread: irfft2 alone 0.8-1.8 ms, the
-column inverse 0.45 ms.
-
-Small images: the DCT as batched products with precomputed cosine matrices,
-u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T, in float64 (float32 products lose ~1e-4 at 256^2,
-float64 ones are exact to ~1e-8 and, at these sizes, still cheap). Which path wins depends on
-size and device: MATMUL_MAX_SIZE holds the crossover measured by benchmarks/bench_poisson.py.
+(one C++ op, gddm_C::dct_solve, on the cpu and cuda backends; triton/poisson.py in Python).
 """
 
 import functools
@@ -31,60 +29,54 @@ import torch
 from torch import Tensor
 
 from ._layout import fold_batch
+from .backends.protocol import Kernels
 
 RECONSTRUCT_SCALE = 0.25  # reconstruct(g) = poisson_solve(0.25 * divergence(g))
-# Largest max(H, W) solved by matrix products, per device type (CPU: the matmul path wins up to
-# 48x48 on 2 cores, single images and batches of 48, benchmarks/bench_multigrid.py; GPU:
-# FFT path everywhere until measured on the H100).
-MATMUL_MAX_SIZE = {"cpu": 48, "cuda": 0}
 
 
-def dct_solve(x: Tensor, field: bool, mean: float, kernels: object) -> Tensor:
-    """poisson_solve(x) (or reconstruct(x) when `field`): (..., H, W).
+def cosine_matrix(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The DCT-II matrix C_N[k, m] = cos(pi k (2m + 1) / 2N), (N, N)."""
+    k = torch.arange(n, dtype=dtype, device=device)[:, None]
+    m = torch.arange(n, dtype=dtype, device=device)[None, :]
+    return torch.cos(math.pi * k * (2 * m + 1) / (2 * n))
 
-    `kernels` has fft_solve(x, field, scale, mean) for x in the kernels' (B0, B1, [2,] H, W)
-    layout (`row_fft_solve` with the backend's kernels, or the CPU op gddm_C::dct_solve) and
-    divergence(g, scale) of the backend (for the small-image path).
-    """
+
+def inverse_cosine_matrix(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """C_N^{-1} = C_N^T diag(1, 2, ..., 2) / N (the DCT-III), (N, N)."""
+    weights = torch.full((n,), 2.0 / n, dtype=dtype, device=device)
+    weights[0] = 1.0 / n
+    return cosine_matrix(n, dtype, device).T * weights
+
+
+def laplacian_eigenvalues(H: int, W: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """lambda[p, q] = 0.25 (2 cos(pi p / H) - 2 + 2 cos(pi q / W) - 2), (H, W)."""
+    p = torch.arange(H, dtype=dtype, device=device)[:, None]
+    q = torch.arange(W, dtype=dtype, device=device)[None, :]
+    return 0.25 * (2 * torch.cos(math.pi * p / H) - 2 + 2 * torch.cos(math.pi * q / W) - 2)
+
+
+def dct_solve(kernels: Kernels, x: Tensor, field: bool, mean: float, matmul_max_size: int) -> Tensor:
+    """poisson_solve(x) (or reconstruct(x) when `field`) with a backend's kernels: (..., H, W)
+    or (..., 2, H, W) -> (..., H, W), contiguous, x's dtype. Images with max(H, W) <=
+    `matmul_max_size` take the cosine-matrix products (the divergence by the backend's kernel)."""
     H, W = x.shape[-2:]
-    if max(H, W) <= MATMUL_MAX_SIZE.get(x.device.type, 0):
+    if max(H, W) <= matmul_max_size:
         wide = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # round once, at the end
         f = kernels.divergence(wide, RECONSTRUCT_SCALE) if field else wide
         return matmul_solve(f, mean).to(x.dtype)
     inner = 3 if field else 2
-    u = kernels.fft_solve(fold_batch(x, inner), field, RECONSTRUCT_SCALE if field else 1.0, mean)
+    u = kernels.dct_solve(fold_batch(x, inner), field, RECONSTRUCT_SCALE if field else 1.0, mean)
     return u.view(*x.shape[: x.dim() - inner], H, W)
-
-
-def row_fft_solve(x: Tensor, field: bool, scale: float, mean: float, kernels: object) -> Tensor:
-    """The solve around rfft2/irfft2 with `kernels`' dct_reorder, spectral_solve_ and
-    dct_unreorder (signatures of torch.ops.gddm_C): (B0, B1, [2,] H, W) -> (B0, B1, H, W)."""
-    H, W = x.shape[-2:]
-    spectrum = torch.fft.rfft2(kernels.dct_reorder(x, field, scale))
-    kernels.spectral_solve_(spectrum, H, W, mean)
-    return kernels.dct_unreorder(torch.fft.irfft2(spectrum, s=(H, W)), x.dtype)
-
-
-def _cosine_matrix(n: int, device: torch.device) -> Tensor:
-    """C_N[k, m] = cos(pi k (2m + 1) / 2N), float64."""
-    k = torch.arange(n, dtype=torch.float64, device=device)[:, None]
-    m = torch.arange(n, dtype=torch.float64, device=device)[None, :]
-    return torch.cos(math.pi * k * (2 * m + 1) / (2 * n))
 
 
 @functools.lru_cache(maxsize=64)
 def _solve_matrices(H: int, W: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """C_H, C_W^T, C_H^{-1}, C_W^{-T} and 1 / lambda (0 for the constants), float64."""
-    def inverse(n: int) -> Tensor:
-        weights = torch.full((n,), 2.0 / n, dtype=torch.float64, device=device)
-        weights[0] = 1.0 / n
-        return _cosine_matrix(n, device).T * weights
-
-    p = torch.arange(H, dtype=torch.float64, device=device)[:, None]
-    q = torch.arange(W, dtype=torch.float64, device=device)[None, :]
-    lam = 0.25 * (2 * torch.cos(math.pi * p / H) - 2 + 2 * torch.cos(math.pi * q / W) - 2)
-    lam[0, 0] = math.inf
-    return _cosine_matrix(H, device), _cosine_matrix(W, device).T, inverse(H), inverse(W).T, 1.0 / lam
+    f64 = torch.float64
+    inv_lam = 1.0 / laplacian_eigenvalues(H, W, f64, device)
+    inv_lam[0, 0] = 0.0
+    return (cosine_matrix(H, f64, device), cosine_matrix(W, f64, device).T, inverse_cosine_matrix(H, f64, device),
+            inverse_cosine_matrix(W, f64, device).T, inv_lam)
 
 
 def matmul_solve(f: Tensor, mean: float) -> Tensor:
@@ -92,5 +84,7 @@ def matmul_solve(f: Tensor, mean: float) -> Tensor:
     H, W = f.shape[-2:]
     c_h, c_w_t, ci_h, ci_w_t, inv_lam = _solve_matrices(H, W, f.device)
     spectrum = (c_h @ f.double() @ c_w_t) * inv_lam
-    spectrum[..., 0, 0] = mean * H * W
+    # The constants' coefficient: 0 * sum(f) + H W mean. For a finite f that is H W mean; a NaN
+    # or Inf in f makes it NaN, and the inverse transform spreads it over the whole image.
+    spectrum[..., 0, 0] += mean * H * W
     return (ci_h @ spectrum @ ci_w_t).to(f.dtype).contiguous()

@@ -12,7 +12,7 @@ diffusion_step underneath). Same signatures and maths as gddm_kernels.reference.
 Both forward processes, `add_noise` (the schedule's x_t = sqrt(g) D(x0) + k sqrt(1-g) eps) and
 `attenuation_add_noise` (Huang et al.'s F_t = (1 - t) D(x0) + k sqrt(t) eps), are the one
 noise-add kernel x_t = a D(x0) + s eps with their own per-sample (a, s). Every step is the
-generic affine update of reference/diffusion_kernels.py; the functions below only say which
+generic affine update of reference/fused_diffusion.py; the functions below only say which
 coefficients make it a DDPM, DDIM, DPM-Solver++(2M) or attenuation step.
 """
 
@@ -20,20 +20,21 @@ import torch
 from torch import Tensor
 
 from . import ops
-from ._validation import check_tensor
-from .dispatch import AUTO
-from .reference.diffusion import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, PREDICTION_TYPES, _check_choice,
-                                   _check_clip, _check_forward, _check_guidance, _check_like, _check_pair,
-                                   _check_positive, _check_unit_times, _log_snr)
-from .reference.diffusion_kernels import STEP_COEFS, noise_shape
-from .schedules import INTEGER_DTYPES, Schedule, check_per_sample, check_values
+from ._diffusion_checks import (check_choice, check_clip, check_eta, check_forward, check_guidance, check_like,
+                                check_pair, check_positive, check_sample, check_unit_times)
+from ._diffusion_contract import (ATTENUATION_PREDICTION_CODES, ATTENUATION_PREDICTION_TYPES, DOMAIN_CODES,
+                                  DOMAIN_SCALES, DOMAINS, NOISE_MODELS, PREDICTION_CODES, PREDICTION_TYPES,
+                                  SAMPLER_CODES, STEP_COEFS, noise_shape)
+from ._validation import arithmetic_dtype, check_tensor
+from .dispatch import AUTO, compiled_fast_path
+from .schedules import INTEGER_DTYPES, Schedule, check_per_sample, check_values, log_snr
+
+__all__ = ["add_noise", "attenuation_add_noise", "ddpm_step", "ddim_step", "dpm_solver_2m_step", "attenuation_step",
+           "ReverseTrajectory", "DOMAINS", "DOMAIN_SCALES", "NOISE_MODELS", "PREDICTION_TYPES",
+           "ATTENUATION_PREDICTION_TYPES"]
 
 SEED_HIGH = 2**62  # seeds are drawn uniformly from [0, SEED_HIGH)
 NO_CLIP = 0.0
-
-
-def _arithmetic_dtype(x: Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _seed(generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -74,8 +75,11 @@ def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image", 
     Differentiable in x0.
     """
     op = "add_noise"
-    _check_forward(x0, domain, noise_model, op)
-    schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t")
+    check_forward(x0, domain, noise_model, op)
+    fast = compiled_fast_path(backend, x0) is not None
+    t = schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t", check_range=not fast)
+    if fast:
+        return _compiled_add_noise(op, x0, schedule.gammas64, t, domain, noise_model, noise, generator, return_noise)
     g = schedule.gamma(t)
     return _fused_add_noise(op, x0, g.sqrt(), (1 - g).sqrt(), domain, noise_model, noise, generator, return_noise,
                             backend)
@@ -96,10 +100,31 @@ def attenuation_add_noise(x0: Tensor, t: Tensor, domain: str = "image", noise_mo
     timesteps. Differentiable in x0.
     """
     op = "attenuation_add_noise"
-    _check_forward(x0, domain, noise_model, op)
-    t64 = _check_unit_times(t, x0, op).double()
+    check_forward(x0, domain, noise_model, op)
+    if compiled_fast_path(backend, x0) is not None:
+        t = check_per_sample(t, x0.shape[0], x0.device, op, "t", integer=False)
+        return _compiled_add_noise(op, x0, _NO_TABLE, t, domain, noise_model, noise, generator, return_noise)
+    t64 = check_unit_times(t, x0, op).double()
     return _fused_add_noise(op, x0, 1 - t64, t64.sqrt(), domain, noise_model, noise, generator, return_noise,
                             backend)
+
+
+_NO_TABLE = torch.empty(0, dtype=torch.float64)  # the attenuation process has no schedule table
+
+
+def _compiled_add_noise(op: str, x0: Tensor, gammas: Tensor, t: Tensor, domain: str, noise_model: str,
+                        noise: Tensor | None, generator: torch.Generator | None,
+                        return_noise: bool) -> tuple[Tensor, Tensor | None]:
+    """The noise-add on the compiled backend: coefficients, seed and kernel in one C++ op
+    (csrc/sampler_ops.cpp), range checks of `t` included; (x_t, eps) as `add_noise`."""
+    exact = noise_model == "exact"
+    eps = _checked_noise(op, noise, generator, noise_shape(x0.shape, domain, exact), x0)
+    scale = 1.0 if exact else DOMAIN_SCALES[domain]
+    x_t, written = torch.ops.gddm_C.sampler_add_noise(x0.contiguous(), gammas, t, DOMAIN_CODES[domain], exact, scale,
+                                                      eps, generator, return_noise)
+    if eps is not None:
+        return x_t, noise
+    return x_t, written if return_noise else None
 
 
 def _fused_add_noise(op: str, x0: Tensor, signal: Tensor, spread: Tensor, domain: str, noise_model: str,
@@ -110,7 +135,7 @@ def _fused_add_noise(op: str, x0: Tensor, signal: Tensor, spread: Tensor, domain
     exact = noise_model == "exact"
     eps = _checked_noise(op, noise, generator, noise_shape(x0.shape, domain, exact), x0)
     scale = 1.0 if exact else DOMAIN_SCALES[domain]
-    coefs = torch.stack([signal, scale * spread], dim=1).to(_arithmetic_dtype(x0))
+    coefs = torch.stack([signal, scale * spread], dim=1).to(arithmetic_dtype(x0.dtype))
     seed = _seed(generator, x0.device) if eps is None else None
     x_t, written = ops.add_noise(x0.contiguous(), coefs, domain, exact, eps, seed, return_noise, backend or AUTO)
     if eps is not None:
@@ -154,25 +179,52 @@ def _launch(op: str, sample: Tensor, model_output: Tensor, table: Tensor, *, unc
 
     return ops.diffusion_step(
         sample.contiguous(), prepared(model_output), prepared(uncond_output), prepared(m2), prepared(m2_uncond),
-        prepared(prev_x0), table.to(_arithmetic_dtype(sample)), float(guidance_scale or 0.0),
+        prepared(prev_x0), table.to(arithmetic_dtype(sample.dtype)), float(guidance_scale or 0.0),
         float(clip_x0 or NO_CLIP), z, seed, write_x0, backend or AUTO)
 
 
 def _check_step(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule,
                 prediction_type: str, clip_x0: float | None, uncond_output: Tensor | None,
-                guidance_scale: float | None, domain_scale: float) -> None:
-    check_tensor(sample, op, "sample")
-    _check_like(model_output, sample, op, "model_output")
-    _check_choice(prediction_type, PREDICTION_TYPES, op, "prediction_type")
-    _check_positive(domain_scale, op, "domain_scale")
-    _check_clip(clip_x0, op)
-    _check_guidance(uncond_output, guidance_scale, op)
+                guidance_scale: float | None, domain_scale: float, check_range: bool) -> tuple[Tensor, Tensor]:
+    """The checks every schedule step shares; returns (t, t_prev) as int64. With
+    `check_range=False` the values are left to the compiled op (checked in C++)."""
+    check_sample(sample, op)
+    check_like(model_output, sample, op, "model_output")
+    check_choice(prediction_type, PREDICTION_TYPES, op, "prediction_type")
+    check_positive(domain_scale, op, "domain_scale")
+    check_clip(clip_x0, op)
+    check_guidance(uncond_output, guidance_scale, op)
     if uncond_output is not None:
-        _check_like(uncond_output, sample, op, "uncond_output")
+        check_like(uncond_output, sample, op, "uncond_output")
     batch = sample.shape[0]
-    schedule.check_timesteps(t, batch, sample.device, op, "t")
-    schedule.check_timesteps(t_prev, batch, sample.device, op, "t_prev", allow_clean=True)
-    check_values(t_prev < t, t_prev, op, "t_prev", "be smaller than `t` per sample")
+    t = schedule.check_timesteps(t, batch, sample.device, op, "t", check_range=check_range)
+    t_prev = schedule.check_timesteps(t_prev, batch, sample.device, op, "t_prev", allow_clean=True,
+                                      check_range=check_range)
+    if check_range:
+        check_values(t_prev < t, t_prev, op, "t_prev", "be smaller than `t` per sample")
+    return t, t_prev
+
+
+def _compiled_step(op: str, sampler: str, sample: Tensor, model_output: Tensor, gammas: Tensor, t: Tensor,
+                   t_prev: Tensor, *, prediction_type: str, domain_scale: float, eta: float = 0.0,
+                   clip_x0: float | None = None, t_last: Tensor | None = None, uncond_output: Tensor | None = None,
+                   guidance_scale: float | None = None, m2: Tensor | None = None, m2_uncond: Tensor | None = None,
+                   prev_x0: Tensor | None = None, noise: Tensor | None = None,
+                   generator: torch.Generator | None = None, draws_noise: bool = False,
+                   write_x0: bool = False) -> tuple[Tensor, Tensor]:
+    """One step on the compiled backend: coefficients (from the gamma table and the timesteps),
+    range checks, seed and kernel in one C++ op (csrc/sampler_ops.cpp)."""
+    z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
+    codes = ATTENUATION_PREDICTION_CODES if sampler == "attenuation" else PREDICTION_CODES
+
+    def prepared(x: Tensor | None) -> Tensor | None:
+        return None if x is None else x.to(sample.dtype).contiguous()
+
+    return torch.ops.gddm_C.sampler_step(
+        sample.contiguous(), prepared(model_output), prepared(uncond_output), prepared(m2), prepared(m2_uncond),
+        prepared(prev_x0), gammas, t, t_prev, t_last, SAMPLER_CODES[sampler], codes[prediction_type], float(eta),
+        float(domain_scale), float(guidance_scale or 0.0), float(clip_x0 or NO_CLIP), z, generator, draws_noise,
+        write_x0)
 
 
 def ddpm_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule, *,
@@ -183,8 +235,15 @@ def ddpm_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, s
     """Ancestral DDPM step x_t -> x_{t_prev} in one kernel (maths: reference.diffusion.ddpm_step):
     x_{t_prev} = c_x0 x_0 + c_xt x_t + k sqrt(var) z, no noise where t == 0."""
     op = "ddpm_step"
-    _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
-                guidance_scale, domain_scale)
+    fast = compiled_fast_path(backend, sample) is not None
+    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                            guidance_scale, domain_scale, check_range=not fast)
+    if fast:
+        out, _ = _compiled_step(op, "ddpm", sample, model_output, schedule.gammas64, t, t_prev,
+                                prediction_type=prediction_type, domain_scale=domain_scale, clip_x0=clip_x0,
+                                uncond_output=uncond_output, guidance_scale=guidance_scale, noise=noise,
+                                generator=generator, draws_noise=True)
+        return out
     out, _ = _launch(op, sample, model_output, _coef_table(_ddpm_coefs(t, t_prev, schedule, domain_scale,
                                                                         prediction_type)),
                      uncond_output=uncond_output, guidance_scale=guidance_scale, clip_x0=clip_x0, noise=noise,
@@ -210,10 +269,16 @@ def ddim_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, s
     """DDIM step in one kernel (maths: reference.diffusion.ddim_step):
     x_{t_prev} = sqrt(g') x_0 + k sqrt(1 - g' - sigma^2) eps + k sigma z."""
     op = "ddim_step"
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
-    _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
-                guidance_scale, domain_scale)
+    check_eta(eta, op)
+    fast = compiled_fast_path(backend, sample) is not None
+    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                            guidance_scale, domain_scale, check_range=not fast)
+    if fast:
+        out, _ = _compiled_step(op, "ddim", sample, model_output, schedule.gammas64, t, t_prev,
+                                prediction_type=prediction_type, domain_scale=domain_scale, eta=eta, clip_x0=clip_x0,
+                                uncond_output=uncond_output, guidance_scale=guidance_scale, noise=noise,
+                                generator=generator, draws_noise=eta > 0)
+        return out
     table = _coef_table(_ddim_coefs(t, t_prev, schedule, eta, domain_scale, prediction_type, clip_x0))
     out, _ = _launch(op, sample, model_output, table, uncond_output=uncond_output, guidance_scale=guidance_scale,
                      clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=eta > 0, backend=backend)
@@ -240,15 +305,22 @@ def dpm_solver_2m_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: 
     """DPM-Solver++(2M) step in one kernel (maths: reference.diffusion.dpm_solver_2m_step):
     x_{t_prev} = (sigma'/sigma) x_t - alpha' (exp(-h) - 1) D. Returns (x_{t_prev}, x_0)."""
     op = "dpm_solver_2m_step"
-    _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
-                guidance_scale, domain_scale)
+    fast = compiled_fast_path(backend, sample) is not None
+    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                            guidance_scale, domain_scale, check_range=not fast)
     if (prev_x0 is None) != (t_last is None):
         raise ValueError(f"gddm.{op}: arguments `prev_x0` and `t_last` must be given together (second order) "
                          "or both omitted (first order)")
     if prev_x0 is not None:
-        _check_like(prev_x0, sample, op, "prev_x0")
-        schedule.check_timesteps(t_last, sample.shape[0], sample.device, op, "t_last")
-        check_values(t_last > t, t_last, op, "t_last", "be larger than `t` per sample")
+        check_like(prev_x0, sample, op, "prev_x0")
+        t_last = schedule.check_timesteps(t_last, sample.shape[0], sample.device, op, "t_last", check_range=not fast)
+        if not fast:
+            check_values(t_last > t, t_last, op, "t_last", "be larger than `t` per sample")
+    if fast:
+        return _compiled_step(op, "dpm", sample, model_output, schedule.gammas64, t, t_prev,
+                              prediction_type=prediction_type, domain_scale=domain_scale, clip_x0=clip_x0,
+                              t_last=t_last, uncond_output=uncond_output, guidance_scale=guidance_scale,
+                              prev_x0=prev_x0, write_x0=True)
     table = _coef_table(_dpm_coefs(t, t_prev, t_last, schedule, domain_scale, prediction_type))
     return _launch(op, sample, model_output, table, uncond_output=uncond_output, guidance_scale=guidance_scale,
                    prev_x0=prev_x0, clip_x0=clip_x0, write_x0=True, backend=backend)
@@ -259,10 +331,10 @@ def _dpm_coefs(t: Tensor, t_prev: Tensor, t_last: Tensor | None, schedule: Sched
     """DPM-Solver++(2M)'s coefficients for timesteps of any (same) shape; first order (r = 0)
     without `t_last`."""
     g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
-    h = _log_snr(g_prev) - _log_snr(g)
+    h = log_snr(g_prev) - log_snr(g)
     coefs = _prediction_coefs(g, k, prediction_type)
     if t_last is not None:
-        h_last = _log_snr(g) - _log_snr(schedule.gamma(t_last))
+        h_last = log_snr(g) - log_snr(schedule.gamma(t_last))
         coefs["r"] = torch.where(t_prev >= 0, h / (2 * h_last), 0.0)
     coefs.update(c0=(1 - g_prev).sqrt() / (1 - g).sqrt(), c1=-g_prev.sqrt() * torch.expm1(-h))
     return coefs
@@ -277,16 +349,21 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
     reference.diffusion.attenuation_step): x_{t_prev} = x_t - c s - k (sqrt(t) - sqrt(t_prev -
     sigma^2)) eps + k sigma z, sigma = eta sqrt(s (t - s) / t), s = t - t_prev."""
     op = "attenuation_step"
-    _check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES, op, "prediction_type")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
-    _check_positive(domain_scale, op, "domain_scale")
-    _check_clip(clip_x0, op)
-    _check_guidance(uncond_output, guidance_scale, op)
+    check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES, op, "prediction_type")
+    check_eta(eta, op)
+    check_positive(domain_scale, op, "domain_scale")
+    check_clip(clip_x0, op)
+    check_guidance(uncond_output, guidance_scale, op)
     (attenuation, eps), unconds = _attenuation_outputs(sample, model_output, uncond_output, op)
     batch = sample.shape[0]
     check_per_sample(t, batch, sample.device, op, "t", integer=False)
     check_per_sample(t_prev, batch, sample.device, op, "t_prev", integer=False)
+    if compiled_fast_path(backend, sample) is not None:
+        out, _ = _compiled_step(op, "attenuation", sample, attenuation, _NO_TABLE, t, t_prev,
+                                prediction_type=prediction_type, domain_scale=domain_scale, eta=eta, clip_x0=clip_x0,
+                                uncond_output=unconds[0], guidance_scale=guidance_scale, m2=eps,
+                                m2_uncond=unconds[1], noise=noise, generator=generator, draws_noise=eta > 0)
+        return out
     check_values((t > 0) & (t <= 1), t, op, "t", "lie in (0, 1]")
     check_values((t_prev >= 0) & (t_prev < t), t_prev, op, "t_prev", "lie in [0, t) per sample")
     out, _ = _launch(op, sample, attenuation, _coef_table(_attenuation_coefs(t, t_prev, eta, domain_scale,
@@ -299,10 +376,11 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
 def _attenuation_outputs(sample: Tensor, model_output: object, uncond_output: object,
                          op: str) -> tuple[tuple[Tensor, Tensor], tuple[Tensor | None, Tensor | None]]:
     """The checked (attenuation, eps) pair and its unconditional twin ((None, None) if absent)."""
-    conds = _check_pair(model_output, op, "model_output")
-    unconds = (None, None) if uncond_output is None else _check_pair(uncond_output, op, "uncond_output")
+    check_sample(sample, op)
+    conds = check_pair(model_output, op, "model_output")
+    unconds = (None, None) if uncond_output is None else check_pair(uncond_output, op, "uncond_output")
     for i, tensor in enumerate((*conds, *[u for u in unconds if u is not None])):
-        _check_like(tensor, sample, op, "model_output" if i < 2 else "uncond_output")
+        check_like(tensor, sample, op, "model_output" if i < 2 else "uncond_output")
     return conds, unconds
 
 
@@ -345,15 +423,14 @@ class ReverseTrajectory:
     def __init__(self, sampler: str, times: Tensor, schedule: Schedule | None = None, *, eta: float = 0.0,
                  prediction_type: str | None = None, clip_x0: float | None = None, domain_scale: float = 1.0) -> None:
         op = "ReverseTrajectory"
-        _check_choice(sampler, TRAJECTORY_SAMPLERS, op, "sampler")
+        check_choice(sampler, TRAJECTORY_SAMPLERS, op, "sampler")
         attenuation = sampler == "attenuation"
         prediction_type = prediction_type or ("c" if attenuation else "eps")
-        _check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES if attenuation else PREDICTION_TYPES, op,
+        check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES if attenuation else PREDICTION_TYPES, op,
                       "prediction_type")
-        if not 0.0 <= eta <= 1.0:
-            raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
-        _check_positive(domain_scale, op, "domain_scale")
-        _check_clip(clip_x0, op)
+        check_eta(eta, op)
+        check_positive(domain_scale, op, "domain_scale")
+        check_clip(clip_x0, op)
         if not isinstance(times, Tensor) or times.dim() != 2 or times.shape[0] < 2:
             raise ValueError(f"gddm.{op}: argument `times` must be a (steps + 1, B) tensor with steps >= 1, got "
                              f"{tuple(times.shape) if isinstance(times, Tensor) else type(times).__name__}")
@@ -372,6 +449,8 @@ class ReverseTrajectory:
             if times.dtype not in INTEGER_DTYPES or times.device != schedule.device:
                 raise ValueError(f"gddm.{op}: argument `times` must hold integer timesteps on the schedule's device "
                                  f"{schedule.device}, got {times.dtype} on {times.device}")
+            times = times.long()  # one conversion: uint8 would index as a mask and wrap below 0
+            t, t_prev = times[:-1], times[1:]
             T = schedule.num_timesteps
             check_values((t >= 0) & (t < T), t, op, "times", f"lie in [0, {T}) before the last row")
             check_values((t_prev >= -1) & (t_prev < t), t_prev, op, "times", "decrease strictly per sample to >= -1")
@@ -397,8 +476,8 @@ class ReverseTrajectory:
         op = f"ReverseTrajectory.step ({self.sampler})"
         if not 0 <= i < self.steps:
             raise ValueError(f"gddm.{op}: argument `i` must lie in [0, {self.steps}), got {i}")
-        check_tensor(sample, op, "sample")
-        _check_guidance(uncond_output, guidance_scale, op)
+        check_sample(sample, op)
+        check_guidance(uncond_output, guidance_scale, op)
         guidance = dict(guidance_scale=guidance_scale)
         table = self.table[i]
         if table.shape[0] != sample.shape[0] or table.device != sample.device:
@@ -410,16 +489,16 @@ class ReverseTrajectory:
                              clip_x0=self.clip_x0, noise=noise, generator=generator, draws_noise=self.eta > 0,
                              backend=backend, **guidance)
             return out
-        _check_like(model_output, sample, op, "model_output")
+        check_like(model_output, sample, op, "model_output")
         if uncond_output is not None:
-            _check_like(uncond_output, sample, op, "uncond_output")
+            check_like(uncond_output, sample, op, "uncond_output")
         guidance["uncond_output"] = uncond_output
         if self.sampler == "dpm":
             if (prev_x0 is None) != (i == 0):
                 raise ValueError(f"gddm.{op}: argument `prev_x0` must be None on step 0 and the previous step's "
                                  f"x0 after it, got {'None' if prev_x0 is None else 'a tensor'} on step {i}")
             if prev_x0 is not None:
-                _check_like(prev_x0, sample, op, "prev_x0")
+                check_like(prev_x0, sample, op, "prev_x0")
             return _launch(op, sample, model_output, table, prev_x0=prev_x0, clip_x0=self.clip_x0, write_x0=True,
                            backend=backend, **guidance)
         out, _ = _launch(op, sample, model_output, table, clip_x0=self.clip_x0, noise=noise, generator=generator,

@@ -8,31 +8,35 @@ device type that supports the input. An explicitly requested backend that cannot
 with its reasons; the automatic choice falls back to the reference, warning once when that is
 because a compiled part is missing.
 
+The `use_backend` choice is per thread and per asyncio task (a context variable): a block in
+one thread never changes the backend of another.
+
 Priority: on CUDA the compiled CUDA kernels come first, then Triton (both are one-pass
-memory-bound kernels; the order is to be confirmed by the H100 measurements of issue 6). On
-CPU the C++ kernels come first; Triton on CPU is the interpreter, for tests only, never auto.
+memory-bound kernels; no GPU has measured the order yet). On CPU the C++ kernels come first;
+Triton on CPU is the interpreter, for tests only, never automatic.
 """
 
 import contextlib
+import contextvars
 import functools
 import importlib
 import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType
 
 import torch
 from torch import Tensor
 
 from . import _extension
 from ._validation import FLOATING_DTYPES
+from .backends.fast import FastBackend
+from .backends.protocol import OpImplementation
 
 ENV_VAR = "GDDM_BACKEND"
 AUTO = "auto"
 TRITON_INTERPRET_VAR = "TRITON_INTERPRET"
 LOW_PRECISION_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-MAX_TRITON_IMAGE_ELEMENTS = 2**31 - 1  # in-image offsets are int32 in the Triton kernels
 
 
 def _triton_import_error() -> str | None:
@@ -49,27 +53,47 @@ def _triton_interpreting() -> bool:
 
 @dataclass(frozen=True)
 class Backend:
-    """One implementation of every op, and what it supports."""
+    """One implementation of every op, and what it supports, as data.
+
+    kernels: module path (relative to the package) of the backend's kernels: an
+        OpImplementation itself when `fast` is False (the reference), else the backend's
+        `Kernels` (backends/protocol.py), composed by backends/fast.py's FastBackend.
+    device_types: where it runs (None: every device); `interpreted_on_cpu`: also on CPU
+        tensors when TRITON_INTERPRET=1 (for tests; never an automatic choice).
+    needs: what must be importable: "compiled" (gddm_kernels._C), "compiled_cuda" (_C built
+        with CUDA kernels), "triton".
+    dct_matmul_max_size: the largest max(H, W) the DCT solve does by cosine-matrix products
+        (the crossover measured by benchmarks/bench_multigrid.py; 0: never).
+    max_image_elements: the largest H * W its kernels index (None: no limit).
+    cpp_ops: whether gddm_C registers its public ops in C++ (csrc/public_ops.cpp), which the
+        public functions call directly when this backend is in force (`compiled_fast_path`).
+    """
 
     name: str
-    module_name: str  # module with gradient/divergence/laplacian of the reference's signatures
-    device_types: tuple[str, ...] | None  # None: every device
+    kernels: str
+    device_types: tuple[str, ...] | None
     dtypes: tuple[torch.dtype, ...]
     description: str
+    fast: bool = True
+    needs: tuple[str, ...] = ()
+    interpreted_on_cpu: bool = False
+    dct_matmul_max_size: int = 0
+    max_image_elements: int | None = None
+    cpp_ops: bool = False
 
     @functools.cache
     def unavailable_reason(self) -> str | None:
         """Why this backend cannot run at all here (None if it can)."""
-        if self.name in ("cpu", "cuda") and _extension.LOAD_ERROR is not None:
+        if "compiled" in self.needs and _extension.LOAD_ERROR is not None:
             return f"gddm_kernels._C is not loaded ({_extension.LOAD_ERROR})"
-        if self.name == "cuda" and not _extension.has_kernel("gradient", "CUDA"):
+        if "compiled_cuda" in self.needs and not _extension.has_kernel("gradient", "CUDA"):
             return "gddm_kernels._C was built without CUDA kernels"
-        if self.name == "triton":
+        if "triton" in self.needs:
             return _triton_import_error()
         return None
 
     def runs_on(self, device_type: str) -> bool:
-        if self.name == "triton" and device_type == "cpu":
+        if self.interpreted_on_cpu and device_type == "cpu":
             return _triton_interpreting()
         return self.device_types is None or device_type in self.device_types
 
@@ -80,32 +104,39 @@ class Backend:
         if unavailable:
             reasons.append(unavailable)
         if not self.runs_on(x.device.type):
-            hint = f" (set {TRITON_INTERPRET_VAR}=1 before importing triton)" if self.name == "triton" else ""
+            hint = f" (set {TRITON_INTERPRET_VAR}=1 before importing triton)" if self.interpreted_on_cpu else ""
             reasons.append(f"does not run on {x.device.type} tensors{hint}")
         if x.dtype not in self.dtypes:
             reasons.append(f"does not support {x.dtype} (supports {', '.join(map(str, self.dtypes))})")
-        if self.name == "triton" and x.shape[-2:].numel() > MAX_TRITON_IMAGE_ELEMENTS:
-            reasons.append(f"images of over {MAX_TRITON_IMAGE_ELEMENTS} elements")
+        if self.max_image_elements is not None and x.dim() >= 2 and x.shape[-2:].numel() > self.max_image_elements:
+            reasons.append(f"images of over {self.max_image_elements} elements")
         return reasons
 
     @functools.cached_property
-    def module(self) -> ModuleType:
-        """The implementation module, imported on first use (select runs on every op call)."""
-        return importlib.import_module(self.module_name, __package__)
+    def implementation(self) -> OpImplementation:
+        """What the ops call, built on first use (select runs on every op call)."""
+        module = importlib.import_module(self.kernels, __package__)
+        if not self.fast:
+            return module
+        return FastBackend(module, float64=torch.float64 in self.dtypes, dct_matmul_max_size=self.dct_matmul_max_size)
 
 
 BACKENDS = {
     b.name: b
     for b in (
-        Backend("reference", ".reference", None, FLOATING_DTYPES, "pure PyTorch, the specification"),
-        Backend("cpu", "._compiled", ("cpu",), FLOATING_DTYPES, "C++ kernels (gddm_kernels._C)"),
-        Backend("cuda", "._compiled", ("cuda",), FLOATING_DTYPES, "CUDA kernels (gddm_kernels._C)"),
-        Backend("triton", ".triton", ("cuda",), LOW_PRECISION_DTYPES, "Triton kernels"),
+        Backend("reference", ".reference", None, FLOATING_DTYPES, "pure PyTorch, the specification", fast=False),
+        # CPU: the matrix-product DCT wins up to 48x48 on 2 cores (single images and batches of 48)
+        Backend("cpu", ".backends.compiled", ("cpu",), FLOATING_DTYPES, "C++ kernels (gddm_kernels._C)",
+                needs=("compiled",), dct_matmul_max_size=48, cpp_ops=True),
+        Backend("cuda", ".backends.compiled", ("cuda",), FLOATING_DTYPES, "CUDA kernels (gddm_kernels._C)",
+                needs=("compiled", "compiled_cuda"), cpp_ops=True),
+        Backend("triton", ".triton", ("cuda",), LOW_PRECISION_DTYPES, "Triton kernels", needs=("triton",),
+                interpreted_on_cpu=True, max_image_elements=2**31 - 1),
     )
 }
 AUTO_PRIORITY = {"cuda": ("cuda", "triton", "reference"), "cpu": ("cpu", "reference")}
 
-_override_stack: list[str] = []
+_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("gddm_backend", default=None)
 _warned_fallback = False
 
 
@@ -122,11 +153,11 @@ def backends(device: str | torch.device | None = None) -> list[str]:
 def use_backend(name: str) -> Iterator[None]:
     """Run every gddm op inside the block on backend `name` (unless a call names its own)."""
     _check_name(name)
-    _override_stack.append(name)
+    token = _override.set(name)
     try:
         yield
     finally:
-        _override_stack.pop()
+        _override.reset(token)
 
 
 def _check_name(name: str) -> None:
@@ -139,16 +170,36 @@ def requested_backend(backend: str) -> str:
     _check_name(backend)
     if backend != AUTO:
         return backend
-    if _override_stack:
-        return _override_stack[-1]
+    override = _override.get()
+    if override is not None:
+        return override
     from_env = os.environ.get(ENV_VAR, AUTO)
     if from_env != AUTO and from_env not in BACKENDS:
         raise ValueError(f"gddm: {ENV_VAR}={from_env!r} is not a backend; choose one of {[AUTO, *BACKENDS]}")
     return from_env
 
 
-def select(op: str, backend: str, x: Tensor) -> ModuleType:
-    """The implementation module that runs `op` on `x` for the call's `backend` argument."""
+def compiled_fast_path(backend: str | None, x: object) -> Backend | None:
+    """The compiled backend (cpu or cuda) in force for a call on `x`, when the call can go
+    straight to its C++ public ops (gddm_C::*_nd: checks, autograd and kernel in C++); None
+    when it takes the op layer torch.ops.gddm.*: another backend, a torch.compile trace, an
+    unknown name (the op layer raises), or a case the automatic choice must resolve with its
+    fallbacks. Costs about a microsecond; the op layer's Python custom op costs tens."""
+    if not isinstance(x, Tensor) or torch.compiler.is_compiling() or _extension.LOAD_ERROR is not None:
+        return None
+    name = backend or _override.get() or os.environ.get(ENV_VAR) or AUTO
+    if name == AUTO:
+        name = AUTO_PRIORITY.get(x.device.type, (AUTO,))[0]
+    spec = BACKENDS.get(name)
+    if spec is None or not spec.cpp_ops or x.device.type not in spec.device_types or x.dtype not in spec.dtypes:
+        return None
+    if "compiled_cuda" in spec.needs and spec.unavailable_reason() is not None:
+        return None
+    return spec
+
+
+def select(op: str, backend: str, x: Tensor) -> OpImplementation:
+    """The implementation that runs `op` on `x` for the call's `backend` argument."""
     global _warned_fallback
     name = requested_backend(backend)
     if name != AUTO:
@@ -158,7 +209,7 @@ def select(op: str, backend: str, x: Tensor) -> ModuleType:
                 f"gddm.{op}: backend {name!r} cannot run on this input ({x.device.type}, {x.dtype}): "
                 + "; ".join(reasons)
             )
-        return BACKENDS[name].module
+        return BACKENDS[name].implementation
     skipped = []
     for candidate in AUTO_PRIORITY.get(x.device.type, ("reference",)):
         reasons = BACKENDS[candidate].not_supported_reasons(x)
@@ -171,6 +222,6 @@ def select(op: str, backend: str, x: Tensor) -> ModuleType:
                     RuntimeWarning,
                     stacklevel=3,
                 )
-            return BACKENDS[candidate].module
+            return BACKENDS[candidate].implementation
         skipped.append(f"{candidate}: {', '.join(reasons)}")
     raise RuntimeError(f"gddm.{op}: no backend can run on this input: {'; '.join(skipped)}")

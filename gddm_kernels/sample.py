@@ -49,7 +49,7 @@ from .diffusion import ReverseTrajectory
 from .dispatch import use_backend
 from .images import save_grid
 from .poisson import poisson_solve, reconstruct
-from .reference.diffusion import DOMAIN_SCALES
+from .diffusion import DOMAIN_SCALES
 from .schedules import Schedule
 from .train import DiffusionNets, TrainConfig, autocast, load_checkpoint, make_schedule
 

@@ -1,4 +1,4 @@
-"""Noise schedules of the forward diffusion (DESIGN.md section 2, "Forward diffusion").
+"""Noise schedules of the forward diffusion (docs/design.md, "Forward diffusion").
 
 A schedule is the sequence beta_0 .. beta_{T-1} with
 
@@ -69,18 +69,23 @@ class Schedule:
     def gamma(self, t: Tensor) -> Tensor:
         """gamma_t per sample: (B,) integer timesteps in [-1, T) -> (B,) float64, with
         gamma_{-1} = 1. Pure indexing and `where`: no host sync."""
+        t = t.long()  # uint8 would index as a mask, int8/int16 not at all
         return torch.where(t >= 0, self.gammas64[t.clamp(min=0)], 1.0)
 
     def check_timesteps(self, t: object, batch_size: int, device: torch.device, op: str, arg: str,
-                        *, allow_clean: bool = False) -> Tensor:
+                        *, allow_clean: bool = False, check_range: bool = True) -> Tensor:
         """`t` is a (batch_size,) integer tensor on `device` (and on the schedule's device) with
-        values in [0, T), or in [-1, T) when `allow_clean` (t = -1: the clean sample)."""
+        values in [0, T), or in [-1, T) when `allow_clean` (t = -1: the clean sample). Returns
+        it as int64. `check_range=False` leaves the values to the caller (the compiled ops check
+        them in C++, without tensor ops)."""
         t = check_per_sample(t, batch_size, device, op, arg, integer=True)
         if self.device != t.device:
             raise ValueError(
                 f"gddm.{op}: argument `schedule` must be on the device of `{arg}` ({t.device}); "
                 f"move it with schedule.to(device), got a schedule on {self.device}"
             )
+        if not check_range:
+            return t
         low = -1 if allow_clean else 0
         check_values((t >= low) & (t < self.num_timesteps), t, op, arg,
                      f"lie in [{low}, {self.num_timesteps})")
@@ -90,7 +95,8 @@ class Schedule:
 def check_per_sample(t: object, batch_size: int, device: torch.device, op: str, arg: str,
                      *, integer: bool) -> Tensor:
     """`t` is a (batch_size,) tensor on `device`, of an integer (discrete timesteps) or a
-    floating (continuous times) dtype."""
+    floating (continuous times) dtype. Returns integer timesteps as int64 (every integer dtype
+    is accepted and converted once: uint8 would index as a mask and wrap below 0)."""
     if not isinstance(t, Tensor):
         raise TypeError(f"gddm.{op}: argument `{arg}` must be a torch.Tensor, got {type(t).__name__}")
     if integer and t.dtype not in INTEGER_DTYPES:
@@ -106,7 +112,7 @@ def check_per_sample(t: object, batch_size: int, device: torch.device, op: str, 
         )
     if t.device != device:
         raise ValueError(f"gddm.{op}: argument `{arg}` must be on the data's device {device}, got {t.device}")
-    return t
+    return t.long() if integer else t
 
 
 def check_values(ok: Tensor, values: Tensor, op: str, arg: str, requirement: str) -> None:
@@ -119,6 +125,12 @@ def check_values(ok: Tensor, values: Tensor, op: str, arg: str, requirement: str
             raise ValueError(f"{message}, got {values[~ok].tolist()}")
     else:
         torch._assert_async(ok.all(), message)
+
+
+def log_snr(g: Tensor) -> Tensor:
+    """The log signal-to-noise ratio lambda = log(alpha / sigma) = (log g - log(1 - g)) / 2 of
+    gamma values g (any shape); +inf for the clean g = 1."""
+    return 0.5 * (torch.log(g) - torch.log1p(-g))
 
 
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:

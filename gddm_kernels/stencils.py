@@ -1,10 +1,13 @@
-"""Public stencil API: gradient, divergence and laplacian (torch.ops.gddm.* underneath)."""
+"""Public stencil API: gradient, divergence and laplacian. A call on the compiled backend of
+the input's device goes straight to its C++ op (torch.ops.gddm_C.*_nd); any other backend, and
+torch.compile, through the op layer torch.ops.gddm.* (docs/design.md, "The path of one call")."""
 
+import torch
 from torch import Tensor
 
 from . import ops
 from ._validation import check_field, check_image
-from .dispatch import AUTO
+from .dispatch import AUTO, compiled_fast_path
 
 
 def gradient(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
@@ -21,7 +24,10 @@ def gradient(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Te
     Returns:
         contiguous (..., 2, H, W) in x's dtype. Backward: divergence(grad, scale=-scale).
     """
-    return ops.gradient(check_image(x, "gradient"), scale, backend or AUTO)
+    x = check_image(x, "gradient")
+    if compiled_fast_path(backend, x):
+        return torch.ops.gddm_C.gradient_nd(x, scale)
+    return ops.gradient(x, scale, backend or AUTO)
 
 
 def divergence(g: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
@@ -36,7 +42,10 @@ def divergence(g: Tensor, *, scale: float = 1.0, backend: str | None = None) -> 
     Returns:
         contiguous (..., H, W) in g's dtype. Backward: gradient(grad, scale=-scale).
     """
-    return ops.divergence(check_field(g, "divergence"), scale, backend or AUTO)
+    g = check_field(g, "divergence")
+    if compiled_fast_path(backend, g):
+        return torch.ops.gddm_C.divergence_nd(g, scale)
+    return ops.divergence(g, scale, backend or AUTO)
 
 
 def laplacian(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> Tensor:
@@ -52,4 +61,7 @@ def laplacian(x: Tensor, *, scale: float = 1.0, backend: str | None = None) -> T
     Returns:
         contiguous (..., H, W) in x's dtype. Self-adjoint: backward is laplacian(grad, scale).
     """
-    return ops.laplacian(check_image(x, "laplacian"), scale, backend or AUTO)
+    x = check_image(x, "laplacian")
+    if compiled_fast_path(backend, x):
+        return torch.ops.gddm_C.laplacian_nd(x, scale)
+    return ops.laplacian(x, scale, backend or AUTO)

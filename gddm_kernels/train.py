@@ -84,7 +84,7 @@ from . import data as datasets
 from .diffusion import add_noise, attenuation_add_noise
 from .dispatch import BACKENDS, use_backend
 from .models import PoissonNet, UNet
-from .reference.diffusion import DOMAIN_SCALES
+from .diffusion import DOMAIN_SCALES
 from .schedules import Schedule, cosine_schedule, linear_schedule
 from .stencils import gradient, laplacian
 

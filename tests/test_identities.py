@@ -1,4 +1,4 @@
-"""The defining identities of DESIGN.md, an explicit-loop oracle for the reference, and
+"""The defining identities of docs/design.md, an explicit-loop oracle for the reference, and
 float64 gradcheck of every backend that computes in float64."""
 
 import pytest
@@ -14,7 +14,7 @@ DEVICE = {"reference": "cpu", "cpu": "cpu", "cuda": "cuda"}
 
 
 def loops_gradient(x: torch.Tensor) -> torch.Tensor:
-    """DESIGN.md's gradient written pixel by pixel (independent of the vectorised reference)."""
+    """The gradient of docs/design.md written pixel by pixel (independent of the vectorised reference)."""
     H, W = x.shape
     g = torch.zeros(2, H, W, dtype=x.dtype)
     for i in range(H):

@@ -2,10 +2,14 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/fft_irfft2.h>
+#include <ATen/ops/fft_rfft2.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "../image_batch.h"
 #include "poisson_kernels.h"
@@ -53,9 +57,18 @@ at::Tensor dct_unreorder_cuda(const at::Tensor& v, at::ScalarType dtype) {
   return out;
 }
 
+// The whole solve: the three passes around cuFFT's rfft2 / irfft2 (gddm_kernels/_spectral.py).
+at::Tensor dct_solve_cuda(const at::Tensor& x, bool field, double scale, double mean) {
+  const int64_t H = x.size(-2), W = x.size(-1);
+  at::Tensor spectrum = at::fft_rfft2(dct_reorder_cuda(x, field, scale));
+  spectral_solve_cuda(spectrum, H, W, mean);
+  return dct_unreorder_cuda(at::fft_irfft2(spectrum, std::vector<int64_t>{H, W}), x.scalar_type());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gddm_C, CUDA, m) {
+  m.impl("dct_solve", &dct_solve_cuda);
   m.impl("dct_reorder", &dct_reorder_cuda);
   m.impl("spectral_solve_", &spectral_solve_cuda);
   m.impl("dct_unreorder", &dct_unreorder_cuda);

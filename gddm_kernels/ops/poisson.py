@@ -11,7 +11,6 @@ import torch
 from torch import Tensor
 
 from .._layout import image_shape
-from .._multigrid import padded_history
 from .._validation import check_field, check_image, check_multigrid_args
 from ..dispatch import AUTO, select
 from .stencils import gradient
@@ -69,12 +68,13 @@ reconstruct.register_autograd(_reconstruct_backward, setup_context=_save_backend
 def multigrid_solve(f: Tensor, x0: Tensor | None = None, tol: float = 1e-6, max_cycles: int = 10,
                     cycle: str = "V", mean: float = 0.0, backend: str = AUTO) -> tuple[Tensor, Tensor]:
     """Geometric multigrid: u with laplacian(u) == f - mean(f) to relative residual `tol`, and
-    the residual history (max_cycles + 1,) float64, NaN after the last cycle run."""
+    the residual history (max_cycles + 1,) float64 on f's device, NaN after the last cycle run
+    (a fixed shape keeps the op traceable)."""
     check_multigrid_args(f, x0, tol, max_cycles, cycle)
     if f.numel() == 0:
         return f.new_empty(f.shape), _history_like(f, max_cycles)
     u, history = select("multigrid_solve", backend, f).multigrid_solve(f, x0, tol, max_cycles, cycle, mean)
-    return u, padded_history(history, max_cycles).to(f.device)
+    return u, torch.nn.functional.pad(history, (0, max_cycles + 1 - history.numel()), value=float("nan"))
 
 
 @multigrid_solve.register_fake

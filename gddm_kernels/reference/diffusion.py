@@ -1,4 +1,4 @@
-"""Reference forward diffusion and reverse steps (DESIGN.md section 2): the executable
+"""Reference forward diffusion and reverse steps (docs/design.md, "Diffusion"): the executable
 specification of the "noise-add" and "denoise-update" kernels.
 
 Notation. g_t = gamma_t = prod_{s<=t} (1 - beta_s) (diffusers' alphas_cumprod), read per sample
@@ -8,7 +8,7 @@ the target of a chain's last step. A step goes from t to any t_prev < t (not onl
 The analytic-attenuation process of Huang et al. (`attenuation_add_noise`, `attenuation_step`)
 has no schedule: its `t`, `t_prev` are (B,) floating times in [0, 1].
 
-Domains and the noise scale k (DESIGN.md table, Gong 2023 eqs. 14 and 21). In a domain with
+Domains and the noise scale k (Gong 2023 eqs. 14 and 21). In a domain with
 scale k the forward process is
 
     x_t = sqrt(g_t) x_0 + k sqrt(1 - g_t) eps,    k = DOMAIN_SCALES[domain],
@@ -45,21 +45,20 @@ gddm_kernels.schedules). Everything traces with torch.compile(fullgraph=True) wh
 given.
 """
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from .._validation import check_image, check_tensor
-from ..schedules import Schedule, check_per_sample, check_values
-from .diffusion_kernels import noise_shape
+from .._diffusion_checks import (check_choice, check_clip, check_eta, check_forward,
+                                 check_guidance, check_like, check_pair, check_positive, check_sample,
+                                 check_unit_times)
+from .._diffusion_contract import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, NOISE_MODELS, PREDICTION_TYPES,
+                                   noise_shape)
+from .._validation import arithmetic_dtype, check_tensor
+from ..schedules import Schedule, check_per_sample, check_values, log_snr
 from .stencils import gradient, laplacian
 
-DOMAIN_SCALES = {"image": 1.0, "gradient": math.sqrt(2.0), "laplacian": math.sqrt(5.0) / 2}
-NOISE_MODELS = ("paper", "exact")
-PREDICTION_TYPES = ("eps", "x0", "v")
-ATTENUATION_PREDICTION_TYPES = ("c", "x0")
 
 
 def _identity(x: Tensor) -> Tensor:
@@ -81,7 +80,7 @@ def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image",
 
     With g = g_t per sample and D the domain's operator (identity, `gradient`, `laplacian`):
 
-        noise_model "paper" (the default, DESIGN.md table):
+        noise_model "paper" (the default):
             image      x_t = sqrt(g) x0 + sqrt(1-g) eps                          eps: (B, ..., H, W)
             gradient   G_t = sqrt(g) gradient(x0) + sqrt(2 (1-g)) eps  (eq. 14)  eps: (B, ..., 2, H, W)
             laplacian  L_t = sqrt(g) laplacian(x0) + sqrt(5 (1-g)) / 2 eps (eq. 21)  eps: (B, ..., H, W)
@@ -103,7 +102,7 @@ def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image",
         x0's shape; eps the noise used (the training target), drawn in x0's dtype.
     """
     op = "add_noise"
-    _check_forward(x0, domain, noise_model, op)
+    check_forward(x0, domain, noise_model, op)
     schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t")
     eps = _noise(op, noise, generator, noise_shape(x0.shape, domain, noise_model == "exact"), x0)
     g = schedule.gamma(t)
@@ -134,36 +133,20 @@ def attenuation_add_noise(x0: Tensor, t: Tensor, domain: str = "image", noise_mo
         dtype); the training targets are c = -D(x0) and eps.
     """
     op = "attenuation_add_noise"
-    _check_forward(x0, domain, noise_model, op)
-    t64 = _check_unit_times(t, x0, op).double()
+    check_forward(x0, domain, noise_model, op)
+    t64 = check_unit_times(t, x0, op).double()
     eps = _noise(op, noise, generator, noise_shape(x0.shape, domain, noise_model == "exact"), x0)
     return _mix(x0, 1 - t64, t64.sqrt(), eps, domain, noise_model), eps
 
 
-def _check_forward(x0: object, domain: object, noise_model: object, op: str) -> None:
-    """Arguments every forward process shares: images x0 (B, ..., H, W) with at least 3 dims,
-    a known domain and noise model."""
-    check_image(x0, op, "x0")
-    if x0.dim() < 3:
-        raise ValueError(
-            f"gddm.{op}: argument `x0` must have shape (B, ..., H, W) with at least 3 dims, "
-            f"got shape {tuple(x0.shape)}"
-        )
-    _check_choice(domain, tuple(DOMAIN_SCALES), op, "domain")
-    _check_choice(noise_model, NOISE_MODELS, op, "noise_model")
 
 
-def _check_unit_times(t: object, x0: Tensor, op: str) -> Tensor:
-    """`t` is a (B,) floating tensor on x0's device with values in [0, 1]."""
-    t = check_per_sample(t, x0.shape[0], x0.device, op, "t", integer=False)
-    check_values((t >= 0) & (t <= 1), t, op, "t", "lie in [0, 1]")
-    return t
 
 
 def _mix(x0: Tensor, signal: Tensor, spread: Tensor, eps: Tensor, domain: str, noise_model: str) -> Tensor:
     """a D(x0) + k s eps ("paper") or a D(x0) + s D(eps) ("exact") with per-sample float64
     a = `signal`, s = `spread` (B,), computed in the arithmetic dtype, returned in x0's."""
-    dtype = _arithmetic_dtype(x0)
+    dtype = arithmetic_dtype(x0.dtype)
     operator = _OPERATORS[domain]
     field = operator(x0.to(dtype))
     if noise_model == "exact":
@@ -236,8 +219,7 @@ def ddim_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, s
     Args: as `ddpm_step`, plus eta in [0, 1]. Returns x_{t_prev} in the sample's dtype.
     """
     op = "ddim_step"
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
+    check_eta(eta, op)
     x, m = _step_inputs(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0,
                         uncond_output, guidance_scale, domain_scale)
     g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
@@ -289,19 +271,19 @@ def dpm_solver_2m_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: 
     if (prev_x0 is None) != (t_last is None):
         raise ValueError(
             f"gddm.{op}: arguments `prev_x0` and `t_last` must be given together (second order) or "
-            f"both omitted (first order), got prev_x0={_describe(prev_x0)}, t_last={_describe(t_last)}"
+            f"both omitted (first order), got prev_x0={describe(prev_x0)}, t_last={describe(t_last)}"
         )
     if prev_x0 is not None:
-        x0_last = _check_like(prev_x0, sample, op, "prev_x0").to(x.dtype)
+        x0_last = check_like(prev_x0, sample, op, "prev_x0").to(x.dtype)
         schedule.check_timesteps(t_last, sample.shape[0], sample.device, op, "t_last")
         check_values(t_last > t, t_last, op, "t_last", "be larger than `t` per sample")
     g, g_prev = schedule.gamma(t), schedule.gamma(t_prev)
-    lam, lam_prev = _log_snr(g), _log_snr(g_prev)
+    lam, lam_prev = log_snr(g), log_snr(g_prev)
     h = lam_prev - lam
     x0 = _clip(_predict_x0(x, m, g, domain_scale, prediction_type), clip_x0)
     d = x0
     if prev_x0 is not None:
-        h_last = lam - _log_snr(schedule.gamma(t_last))
+        h_last = lam - log_snr(schedule.gamma(t_last))
         ratio = torch.where(t_prev >= 0, h / (2 * h_last), 0.0)
         d = x0 + _per_sample(ratio, x) * (x0 - x0_last)
     coef_xt = (1 - g_prev).sqrt() / (1 - g).sqrt()
@@ -351,20 +333,19 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
         x_{t_prev} in the sample's dtype.
     """
     op = "attenuation_step"
-    _check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES, op, "prediction_type")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"gddm.{op}: argument `eta` must lie in [0, 1], got {eta}")
-    x = _check_sample(sample, op)
-    _check_positive(domain_scale, op, "domain_scale")
-    _check_clip(clip_x0, op)
+    check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES, op, "prediction_type")
+    check_eta(eta, op)
+    x = check_sample(sample, op).to(arithmetic_dtype(sample.dtype))
+    check_positive(domain_scale, op, "domain_scale")
+    check_clip(clip_x0, op)
     batch = sample.shape[0]
     check_per_sample(t, batch, sample.device, op, "t", integer=False)
     check_per_sample(t_prev, batch, sample.device, op, "t_prev", integer=False)
     check_values((t > 0) & (t <= 1), t, op, "t", "lie in (0, 1]")
     check_values((t_prev >= 0) & (t_prev < t), t_prev, op, "t_prev", "lie in [0, t) per sample")
-    _check_guidance(uncond_output, guidance_scale, op)
-    conds = _check_pair(model_output, op, "model_output")
-    unconds = (None, None) if uncond_output is None else _check_pair(uncond_output, op, "uncond_output")
+    check_guidance(uncond_output, guidance_scale, op)
+    conds = check_pair(model_output, op, "model_output")
+    unconds = (None, None) if uncond_output is None else check_pair(uncond_output, op, "uncond_output")
     attenuation, eps = (
         _guided(op, sample, conds[i], unconds[i], guidance_scale, x.dtype,
                 f"model_output[{i}]", f"uncond_output[{i}]")
@@ -393,15 +374,15 @@ def _step_inputs(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_pre
                  domain_scale: float) -> tuple[Tensor, Tensor]:
     """Checks the arguments every discrete step shares; returns x_t and the (guided) model
     output in the arithmetic dtype."""
-    x = _check_sample(sample, op)
-    _check_choice(prediction_type, PREDICTION_TYPES, op, "prediction_type")
-    _check_positive(domain_scale, op, "domain_scale")
-    _check_clip(clip_x0, op)
+    x = check_sample(sample, op).to(arithmetic_dtype(sample.dtype))
+    check_choice(prediction_type, PREDICTION_TYPES, op, "prediction_type")
+    check_positive(domain_scale, op, "domain_scale")
+    check_clip(clip_x0, op)
     batch = sample.shape[0]
     schedule.check_timesteps(t, batch, sample.device, op, "t")
     schedule.check_timesteps(t_prev, batch, sample.device, op, "t_prev", allow_clean=True)
     check_values(t_prev < t, t_prev, op, "t_prev", "be smaller than `t` per sample")
-    _check_guidance(uncond_output, guidance_scale, op)
+    check_guidance(uncond_output, guidance_scale, op)
     guided = _guided(op, sample, model_output, uncond_output, guidance_scale, x.dtype,
                      "model_output", "uncond_output")
     return x, guided
@@ -411,10 +392,10 @@ def _guided(op: str, sample: Tensor, cond: object, uncond: object, guidance_scal
             dtype: torch.dtype, cond_arg: str, uncond_arg: str) -> Tensor:
     """The model output in `dtype`, with classifier-free guidance uncond + s (cond - uncond)
     when an unconditional output is given."""
-    out = _check_like(cond, sample, op, cond_arg).to(dtype)
+    out = check_like(cond, sample, op, cond_arg).to(dtype)
     if uncond is None:
         return out
-    base = _check_like(uncond, sample, op, uncond_arg).to(dtype)
+    base = check_like(uncond, sample, op, uncond_arg).to(dtype)
     return base + guidance_scale * (out - base)
 
 
@@ -442,18 +423,9 @@ def _clip(x0: Tensor, clip_x0: float | None) -> Tensor:
     return x0 if clip_x0 is None else x0.clamp(-clip_x0, clip_x0)
 
 
-def _log_snr(g: Tensor) -> Tensor:
-    """lambda = log(alpha / sigma) = (log g - log(1 - g)) / 2; +inf for the clean g = 1."""
-    return 0.5 * (torch.log(g) - torch.log1p(-g))
-
-
 def _per_sample(coef: Tensor, like: Tensor) -> Tensor:
     """A (B,) float64 coefficient as a (B, 1, ..., 1) tensor in `like`'s dtype."""
     return coef.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
-
-
-def _arithmetic_dtype(x: Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _noise(op: str, noise: Tensor | None, generator: torch.Generator | None, shape: tuple[int, ...],
@@ -472,68 +444,17 @@ def _noise(op: str, noise: Tensor | None, generator: torch.Generator | None, sha
     return noise
 
 
-def _check_sample(sample: object, op: str) -> Tensor:
-    """`sample` is a floating (B, ...) tensor; returns it in the arithmetic dtype."""
-    sample = check_tensor(sample, op, "sample")
-    if sample.dim() < 1:
-        raise ValueError(f"gddm.{op}: argument `sample` must have shape (B, ...), got a 0-dim tensor")
-    return sample.to(_arithmetic_dtype(sample))
 
 
-def _check_like(x: object, sample: Tensor, op: str, arg: str) -> Tensor:
-    """`x` is a floating tensor of the sample's shape on its device."""
-    x = check_tensor(x, op, arg)
-    if x.shape != sample.shape or x.device != sample.device:
-        raise ValueError(
-            f"gddm.{op}: argument `{arg}` must have the shape of `sample` {tuple(sample.shape)} on "
-            f"{sample.device}, got shape {tuple(x.shape)} on {x.device}"
-        )
-    return x
 
 
-def _check_pair(pair: object, op: str, arg: str) -> tuple[object, object]:
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise TypeError(
-            f"gddm.{op}: argument `{arg}` must be a pair (attenuation, eps) of tensors, got {_describe(pair)}"
-        )
-    return pair[0], pair[1]
 
 
-def _check_guidance(uncond_output: object, guidance_scale: object, op: str) -> None:
-    if (uncond_output is None) != (guidance_scale is None):
-        raise ValueError(
-            f"gddm.{op}: arguments `uncond_output` and `guidance_scale` must be given together "
-            f"(classifier-free guidance) or both omitted, got uncond_output={_describe(uncond_output)}, "
-            f"guidance_scale={guidance_scale!r}"
-        )
-    if guidance_scale is not None and (isinstance(guidance_scale, bool)
-                                       or not isinstance(guidance_scale, (int, float))):
-        raise TypeError(
-            f"gddm.{op}: argument `guidance_scale` must be a float, got {type(guidance_scale).__name__}"
-        )
 
 
-def _check_choice(value: object, choices: tuple[str, ...], op: str, arg: str) -> None:
-    if value not in choices:
-        raise ValueError(
-            f"gddm.{op}: argument `{arg}` must be one of {', '.join(map(repr, choices))}, got {value!r}"
-        )
 
 
-def _check_positive(value: object, op: str, arg: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"gddm.{op}: argument `{arg}` must be a positive float, got {value!r}")
 
 
-def _check_clip(clip_x0: object, op: str) -> None:
-    if clip_x0 is not None:
-        _check_positive(clip_x0, op, "clip_x0")
 
 
-def _describe(x: object) -> str:
-    """A short description of an argument for error messages (no tensor contents)."""
-    if isinstance(x, Tensor):
-        return f"a tensor of shape {tuple(x.shape)}"
-    if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of length {len(x)}"
-    return repr(x)

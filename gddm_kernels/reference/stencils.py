@@ -1,4 +1,4 @@
-"""Reference stencils on images (..., H, W) with a Neumann boundary (DESIGN.md section 2).
+"""Reference stencils on images (..., H, W) with a Neumann boundary (docs/design.md, "Operators").
 
 Arithmetic is done in float32 for float16/bfloat16 inputs (float64 stays float64) and the
 result is returned in the input dtype, as the fused kernels do. Outputs are contiguous.

@@ -1,18 +1,16 @@
 """Triton kernels of the fused noise-add and the generic step, with the signatures of
 torch.ops.gddm_C.{add_noise, diffusion_step}; the maths and the Philox noise mirror
-csrc/diffusion.h (specification: gddm_kernels/reference/diffusion_kernels.py and random.py)."""
+csrc/diffusion.h (specification: gddm_kernels/reference/fused_diffusion.py and random.py)."""
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..reference.diffusion_kernels import STEP_COEFS, noise_shape
+from .._diffusion_contract import DOMAIN_CODES, STEP_COEFS, noise_shape
 from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile
 
 STEP_BLOCK = 1024
-DOMAIN_CODES = {"image": 0, "gradient": 1, "laplacian": 2}
-COEF = {name: i for i, name in enumerate(STEP_COEFS)}
 
 
 @triton.jit
@@ -164,9 +162,9 @@ def _step_kernel(x_ptr, m_ptr, mu_ptr, m2_ptr, m2u_ptr, prev_ptr, coef_ptr, nois
         tl.store(x0_ptr + idx, x0.to(x0_ptr.dtype.element_ty), mask=mask)
 
 
-def add_noise_kernel(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise: Tensor | None,
+def add_noise(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise: Tensor | None,
                      seed: Tensor | None, write_noise: bool) -> tuple[Tensor, Tensor]:
-    """The fused noise-add (contract: reference.diffusion_kernels.add_noise_kernel)."""
+    """The fused noise-add (specification: reference.fused_diffusion.add_noise)."""
     H, W = x0.shape[-2:]
     field = (*x0.shape[:-2], 2, H, W)
     out = x0.new_empty(field if domain == "gradient" else x0.shape)
@@ -186,7 +184,7 @@ def add_noise_kernel(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise:
 def diffusion_step(x: Tensor, m: Tensor, m_uncond: Tensor | None, m2: Tensor | None, m2_uncond: Tensor | None,
                    prev_x0: Tensor | None, coefs: Tensor, guidance: float, clip: float, noise: Tensor | None,
                    seed: Tensor | None, write_x0: bool) -> tuple[Tensor, Tensor]:
-    """The fused generic step (contract: reference.diffusion_kernels.diffusion_step)."""
+    """The fused generic step (specification: reference.fused_diffusion.diffusion_step)."""
     out = torch.empty_like(x)
     x0_out = x.new_empty(x.shape if write_x0 else (0,))
     numel = x.numel()

@@ -1,15 +1,11 @@
 """Triton kernels of the multigrid stages, with the signatures of torch.ops.gddm_C.mg_*; the
 maths mirrors csrc/multigrid.h (face coefficients 1/4 * length / centre distance)."""
 
-from types import SimpleNamespace
-
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from .. import _multigrid as multigrid
-from ..reference import laplacian as reference_laplacian
 from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile
 
 
@@ -98,42 +94,27 @@ def _batch(u: Tensor) -> int:
     return u.numel() // (u.shape[-2] * u.shape[-1])
 
 
-def mg_smooth_(u: Tensor, f: Tensor, wy: Tensor, wx: Tensor, color: int) -> None:
+def mg_smooth_(u: Tensor, f: Tensor, widths_y: Tensor, widths_x: Tensor, color: int) -> None:
     """One red (0) or black (1) Gauss-Seidel half sweep on contiguous (..., H, W), in place."""
     H, W = u.shape[-2:]
-    _smooth_kernel[_grid(_batch(u), H, W)](u, f, wy, wx, H, W, color, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W,
+    _smooth_kernel[_grid(_batch(u), H, W)](u, f, widths_y, widths_x, H, W, color, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W,
                                            num_warps=NUM_WARPS)
 
 
-def mg_residual_restrict(u: Tensor, f: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
+def mg_residual_restrict(u: Tensor, f: Tensor, widths_y: Tensor, widths_x: Tensor) -> Tensor:
     """f - L u summed over 2x2 children: (..., H, W) -> (..., ceil(H/2), ceil(W/2))."""
     H, W = u.shape[-2:]
     Hc, Wc = (H + 1) // 2, (W + 1) // 2
     out = torch.empty(*u.shape[:-2], Hc, Wc, dtype=u.dtype, device=u.device)
-    _residual_restrict_kernel[_grid(_batch(u), Hc, Wc)](u, f, wy, wx, out, H, W, BLOCK_H=BLOCK_H,
+    _residual_restrict_kernel[_grid(_batch(u), Hc, Wc)](u, f, widths_y, widths_x, out, H, W, BLOCK_H=BLOCK_H,
                                                         BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
     return out
 
 
-def mg_prolong_correct_(u: Tensor, e: Tensor, lo_y: Tensor, hi_y: Tensor, w_y: Tensor, lo_x: Tensor,
-                        hi_x: Tensor, w_x: Tensor) -> None:
+def mg_prolong_correct_(u: Tensor, e: Tensor, lo_y: Tensor, hi_y: Tensor, weight_y: Tensor, lo_x: Tensor,
+                        hi_x: Tensor, weight_x: Tensor) -> None:
     """u += the bilinear interpolation of the coarse correction e, in place."""
     H, W = u.shape[-2:]
     Hc, Wc = e.shape[-2:]
-    _prolong_correct_kernel[_grid(_batch(u), H, W)](u, e, lo_y, hi_y, w_y, lo_x, hi_x, w_x, H, W, Hc, Wc,
+    _prolong_correct_kernel[_grid(_batch(u), H, W)](u, e, lo_y, hi_y, weight_y, lo_x, hi_x, weight_x, H, W, Hc, Wc,
                                                     BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
-
-
-# The float64 defect-correction residual uses the reference Laplacian (Triton kernels here
-# compute in float32).
-_STAGES = multigrid.fused_stages(
-    SimpleNamespace(mg_smooth_=mg_smooth_, mg_residual_restrict=mg_residual_restrict,
-                    mg_prolong_correct_=mg_prolong_correct_),
-    reference_laplacian,
-)
-
-
-def multigrid_solve(f: Tensor, x0: Tensor | None, tol: float, max_cycles: int, cycle: str,
-                    mean: float) -> tuple[Tensor, Tensor]:
-    """Geometric multigrid with the Triton stages: (u, residual history)."""
-    return multigrid.solve(f, x0, tol, max_cycles, cycle, mean, _STAGES)

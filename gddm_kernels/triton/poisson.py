@@ -1,17 +1,14 @@
 """Triton kernels of the cosine-transform Poisson solve (the three passes around torch.fft of
-gddm_kernels._spectral), with the signatures of torch.ops.gddm_C.{dct_reorder,
+gddm_kernels/_spectral.py), with the signatures of torch.ops.gddm_C.{dct_reorder,
 spectral_solve_, dct_unreorder}. The maths mirrors csrc/poisson.h."""
-
-import functools
-from types import SimpleNamespace
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from .._spectral import dct_solve, row_fft_solve
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _tile, divergence
+from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _tile
+
 
 @triton.jit
 def _dct_source(m, N):
@@ -139,15 +136,10 @@ def dct_unreorder(v: Tensor, dtype: torch.dtype) -> Tensor:
     return out
 
 
-_ROW_KERNELS = SimpleNamespace(dct_reorder=dct_reorder, spectral_solve_=spectral_solve_, dct_unreorder=dct_unreorder)
-_KERNELS = SimpleNamespace(fft_solve=functools.partial(row_fft_solve, kernels=_ROW_KERNELS), divergence=divergence)
-
-
-def poisson_solve(f: Tensor, mean: float = 0.0) -> Tensor:
-    """u with laplacian(u) == f - mean(f), mean(u) == mean, by the fused DCT solve: (..., H, W)."""
-    return dct_solve(f, False, mean, _KERNELS)
-
-
-def reconstruct(g: Tensor, mean: float = 0.0) -> Tensor:
-    """Least-squares image of a gradient field, divergence fused in: (..., 2, H, W) -> (..., H, W)."""
-    return dct_solve(g, True, mean, _KERNELS)
+def dct_solve(x: Tensor, field: bool, scale: float, mean: float) -> Tensor:
+    """The large-image DCT solve (gddm_kernels/_spectral.py): the three Triton passes around
+    torch.fft's rfft2 / irfft2, (B0, B1, [2,] H, W) -> (B0, B1, H, W)."""
+    H, W = x.shape[-2:]
+    spectrum = torch.fft.rfft2(dct_reorder(x, field, scale))
+    spectral_solve_(spectrum, H, W, mean)
+    return dct_unreorder(torch.fft.irfft2(spectrum, s=(H, W)), x.dtype)

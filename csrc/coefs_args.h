@@ -1,0 +1,67 @@
+// Host-side checks of the coefficient ops (gddm_C::step_coefs, noise_coefs), shared by the CPU
+// and CUDA registrations, and the range checks of the CPU loop with the messages of the Python
+// API (gddm_kernels/schedules.py check_values: "gddm.<op>: argument `t` must <requirement>,
+// got [<offending values>]").
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "step_coefs.h"
+
+namespace gddm {
+
+inline const char* step_op_name(int64_t sampler) {
+  static const char* names[] = {"ddpm_step", "ddim_step", "dpm_solver_2m_step", "attenuation_step"};
+  TORCH_CHECK_VALUE(sampler >= kDdpm && sampler <= kAttenuation, "gddm_C::step_coefs: sampler must be 0..3, got ",
+                    sampler);
+  return names[sampler];
+}
+
+inline void check_times(const at::Tensor& t, int64_t batch, const at::Tensor& like, bool integer, const char* op,
+                        const char* arg) {
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == batch && t.device() == like.device(), "gddm.", op, ": argument `",
+                    arg, "` must have shape (B,) = (", batch, ",) on ", like.device(), ", got shape ", t.sizes(),
+                    " on ", t.device());
+  TORCH_CHECK_TYPE(integer ? t.scalar_type() == at::kLong : at::isFloatingType(t.scalar_type()), "gddm.", op,
+                   ": argument `", arg, "` must be ", integer ? "int64 timesteps" : "floating times", ", got ",
+                   t.scalar_type());
+}
+
+inline void check_gammas(const at::Tensor& gammas, const at::Tensor& t, const char* op) {
+  TORCH_CHECK_VALUE(gammas.dim() == 1 && gammas.scalar_type() == at::kDouble && gammas.is_contiguous() &&
+                        gammas.device() == t.device(),
+                    "gddm.", op, ": the schedule's gamma table must be a contiguous (T,) float64 tensor on ",
+                    t.device(), " (move the schedule with schedule.to(device))");
+}
+
+// Collects the entries that break a requirement, then raises once with all of them.
+template <typename value_t>
+class RangeCheck {
+ public:
+  RangeCheck(const char* op, const char* arg, std::string requirement)
+      : op_(op), arg_(arg), requirement_(std::move(requirement)) {}
+  void check(bool ok, value_t value) {
+    if (!ok) bad_.push_back(value);
+  }
+  void raise_if_any() const {
+    if (bad_.empty()) return;
+    std::ostringstream got;
+    got << "[";
+    for (size_t i = 0; i < bad_.size(); ++i) got << (i ? ", " : "") << bad_[i];
+    got << "]";
+    TORCH_CHECK_VALUE(false, "gddm.", op_, ": argument `", arg_, "` must ", requirement_, ", got ", got.str());
+  }
+
+ private:
+  const char* op_;
+  const char* arg_;
+  std::string requirement_;
+  std::vector<value_t> bad_;
+};
+
+}  // namespace gddm

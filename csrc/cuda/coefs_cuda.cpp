@@ -1,0 +1,78 @@
+// CUDA registrations of the coefficient ops (coefs_kernels.cu).
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "../coefs_args.h"
+#include "coefs_kernels.h"
+
+namespace gddm {
+namespace {
+
+const int64_t* optional_times(const c10::optional<at::Tensor>& t) {
+  return t ? t->const_data_ptr<int64_t>() : nullptr;
+}
+
+at::Tensor step_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, const at::Tensor& t_prev,
+                           const c10::optional<at::Tensor>& t_last, int64_t sampler, int64_t prediction, double eta,
+                           double k, bool clip) {
+  const char* op = step_op_name(sampler);
+  const int64_t B = t.numel();
+  const bool attenuation = sampler == kAttenuation;
+  check_times(t, B, t, !attenuation, op, "t");
+  check_times(t_prev, B, t, !attenuation, op, "t_prev");
+  if (t_last) check_times(*t_last, B, t, true, op, "t_last");
+  const c10::cuda::CUDAGuard guard(t.device());
+  const StepParams params{int(sampler), int(prediction), eta, k, clip};
+  at::Tensor out = at::empty({B, kNumStepCoefs}, t.options().dtype(at::kDouble));
+  if (B == 0) return out;
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  if (attenuation) {
+    const at::Tensor t64 = t.to(at::kDouble).contiguous(), p64 = t_prev.to(at::kDouble).contiguous();
+    cuda::launch_attenuation_step_coefs(t64.const_data_ptr<double>(), p64.const_data_ptr<double>(), B, params,
+                                        out.mutable_data_ptr<double>(), stream);
+  } else {
+    check_gammas(gammas, t, op);
+    const at::Tensor tc = t.contiguous(), pc = t_prev.contiguous();
+    const c10::optional<at::Tensor> lc = t_last ? c10::optional<at::Tensor>(t_last->contiguous()) : c10::nullopt;
+    cuda::launch_schedule_step_coefs(gammas.const_data_ptr<double>(), gammas.numel(), tc.const_data_ptr<int64_t>(),
+                                     pc.const_data_ptr<int64_t>(), optional_times(lc), B, params,
+                                     out.mutable_data_ptr<double>(), stream);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+at::Tensor noise_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, double k) {
+  const int64_t B = t.numel();
+  const bool attenuation = at::isFloatingType(t.scalar_type());
+  const char* op = attenuation ? "attenuation_add_noise" : "add_noise";
+  check_times(t, B, t, !attenuation, op, "t");
+  const c10::cuda::CUDAGuard guard(t.device());
+  at::Tensor out = at::empty({B, 2}, t.options().dtype(at::kDouble));
+  if (B == 0) return out;
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  if (attenuation) {
+    const at::Tensor t64 = t.to(at::kDouble).contiguous();
+    cuda::launch_noise_coefs(nullptr, 0, nullptr, t64.const_data_ptr<double>(), B, k, out.mutable_data_ptr<double>(),
+                             stream);
+  } else {
+    check_gammas(gammas, t, op);
+    const at::Tensor tc = t.contiguous();
+    cuda::launch_noise_coefs(gammas.const_data_ptr<double>(), gammas.numel(), tc.const_data_ptr<int64_t>(), nullptr,
+                             B, k, out.mutable_data_ptr<double>(), stream);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gddm_C, CUDA, m) {
+  m.impl("step_coefs", &step_coefs_cuda);
+  m.impl("noise_coefs", &noise_coefs_cuda);
+}
+
+}  // namespace gddm
