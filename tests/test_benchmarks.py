@@ -1,0 +1,50 @@
+"""The benchmark runner's own code: the overhead suite times every public op through its
+layers with the arguments the layer above hands over."""
+
+import math
+
+import pytest
+import torch
+
+import gddm_kernels as gk
+from benchmarks import bench_overhead as overhead
+
+TINY = overhead.SHAPES[0]
+
+
+def test_overhead_suite_yields_every_op_with_ratios(monkeypatch):
+    monkeypatch.setattr(overhead, "SHAPES", (TINY,))
+    monkeypatch.setattr(overhead, "MIN_RUN_TIME_S", 1e-3)
+    threads = torch.get_num_threads()
+    records = overhead.run("cpu", copy_gbps=1.0)
+
+    assert torch.get_num_threads() == threads
+    rows = {(r.op, r.impl): r for r in records}
+    for op in overhead.public_calls(TINY, "cpu"):
+        assert (op, overhead.PUBLIC) in rows, op
+        assert (op, overhead.OP_LAYER) in rows, op  # every public op is one registered op
+    assert all(math.isfinite(r.time_ms) and r.time_ms > 0 for r in records)
+    conv = rows[(overhead.CONV2D, overhead.BASELINE)].time_ms
+    for r in records:
+        if r.op != overhead.CONV2D:
+            assert r.time_ratios[overhead.CONV2D] == pytest.approx(r.time_ms / conv)
+    if (overhead.DIFFUSERS_STEP, overhead.PEER) in rows:  # diffusers installed
+        step = rows[("ddim_step", overhead.PUBLIC)]
+        peer = rows[(overhead.DIFFUSERS_STEP, overhead.PEER)]
+        assert step.time_ratios[f"diffusers {overhead.DIFFUSERS_STEP}"] == pytest.approx(step.time_ms / peer.time_ms)
+    assert "| laplacian | 1x1x8x8 |" in overhead.summary(records)
+
+
+def test_layer_calls_replay_to_the_public_result():
+    x = torch.randn(TINY)
+    found, notes = overhead.layer_calls(lambda: gk.laplacian(x))
+    assert overhead.OP_LAYER in found
+    for call in found.values():
+        torch.testing.assert_close(call.replay(), gk.laplacian(x), rtol=0, atol=0)
+
+
+def test_layer_calls_skip_a_layer_that_computes_only_part_of_the_op():
+    x = torch.randn(TINY)
+    found, notes = overhead.layer_calls(lambda: gk.laplacian(x) + 1)
+    assert found == {}
+    assert any("only part of the result" in note for note in notes)
