@@ -1,5 +1,6 @@
 """Runs the benchmark suite on the best device here (a GPU if visible, else the CPU), prints
-the tables and writes benchmarks/results/<device>-<date>.{json,md,png}.
+the tables and writes benchmarks/results/<device>-<date>.{json,md} and one figure per suite,
+<device>-<date>-<suite>.png.
 
     python -m benchmarks.run [--device cpu|cuda] [--quick]
 """
@@ -47,7 +48,8 @@ def main() -> None:
     summaries = [module.summary(records) for name, module in SUMMARIES.items() if name in args.suites]
     print("\n\n".join(summaries))
     path = write_results(result_name(args.device), env, copy_gbps, records, summaries)
-    print(f"results written to {path}, {path.with_suffix('.md')} and {plot(path)}")
+    figures = ", ".join(str(p) for p in plot(path))
+    print(f"results written to {path}, {path.with_suffix('.md')} and {figures}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The benchmark runner's own code: the overhead suite times every public op through its
-layers with the arguments the layer above hands over."""
+layers with the arguments the layer above hands over, and the plots render one figure per
+suite from a results JSON."""
 
+import json
 import math
 
 import pytest
@@ -8,6 +10,7 @@ import torch
 
 import gddm_kernels as gk
 from benchmarks import bench_overhead as overhead
+from benchmarks.harness import Record
 
 TINY = overhead.SHAPES[0]
 
@@ -48,3 +51,37 @@ def test_layer_calls_skip_a_layer_that_computes_only_part_of_the_op():
     found, notes = overhead.layer_calls(lambda: gk.laplacian(x) + 1)
     assert found == {}
     assert any("only part of the result" in note for note in notes)
+
+
+def _record(suite: str, op: str, shape: str, impl: str, ms: float, **extra) -> dict:
+    record = Record(suite, op, "forward", shape, "float32", impl, ms, None, None).__dict__
+    return record | extra
+
+
+def test_plot_writes_one_readable_figure_per_suite(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from benchmarks.plot import plot
+
+    records = []
+    for shape, scale in (("1x1x8x8", 1.0), ("8x4x64x64", 20.0)):
+        records += [
+            _record("stencils", "laplacian", shape, "gddm cpu", 0.1 * scale, speedup_vs_eager=4.0),
+            _record("stencils", "laplacian", shape, "reference (eager)", 0.4 * scale, speedup_vs_eager=1.0),
+            _record("overhead", overhead.CONV2D, shape, overhead.BASELINE, 0.02 * scale),
+            _record("overhead", overhead.DIFFUSERS_STEP, shape, overhead.PEER, 0.3 * scale),
+            _record("overhead", "ddim_step", shape, overhead.PUBLIC, 0.5 * scale,
+                    time_ratios={overhead.CONV2D: 25.0, f"diffusers {overhead.DIFFUSERS_STEP}": 1.7}),
+        ]
+    records.append(_record("overhead", "laplacian", "1x1x8x8", overhead.KERNEL, 0.01))  # one size only
+    environment = {"device": "cpu", "cpu": "x86_64", "cpu_threads": 2, "date": "2026-01-01T00:00:00"}
+    path = tmp_path / "cpu2-2026-01-01.json"
+    path.write_text(json.dumps({"environment": environment, "copy_bandwidth_gbps": 10.0, "records": records}))
+
+    written = plot(path)
+
+    assert [p.name for p in written] == ["cpu2-2026-01-01-stencils.png", "cpu2-2026-01-01-overhead.png"]
+    for png in written:
+        height, width, _ = imread(png).shape
+        assert height > 200 and width > 200
