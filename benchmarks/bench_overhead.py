@@ -256,6 +256,11 @@ def _shape_name(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 
+def _peer_key(peer: str) -> str:
+    """The key of a diffusers peer in `time_ratios`."""
+    return f"{PEER} {peer}"
+
+
 def _add_ratios(records: list[Record]) -> None:
     """time_ratios: time / F.conv2d's time on the same input, and / the diffusers peer's."""
     times = {(r.op, r.shape): r.time_ms for r in records if r.impl in (BASELINE, PEER)}
@@ -264,7 +269,7 @@ def _add_ratios(records: list[Record]) -> None:
         if (conv := times.get((CONV2D, r.shape))) and r.op != CONV2D:
             ratios[CONV2D] = r.time_ms / conv
         if (peer := peer_of(r.op)) and (peer_ms := times.get((peer, r.shape))):
-            ratios[f"diffusers {peer}"] = r.time_ms / peer_ms
+            ratios[_peer_key(peer)] = r.time_ms / peer_ms
         r.time_ratios = ratios or None
 
 
@@ -298,22 +303,25 @@ def run(device: str, copy_gbps: float) -> list[Record]:
 
 
 def summary(records: list[Record]) -> str:
-    """Markdown, one row per (op, shape): per-call microseconds through each layer, and the
-    public call's time over F.conv2d's and over the diffusers peer's (1.00x = as fast)."""
+    """Markdown, one row per (op, shape): per-call microseconds through each layer, the
+    baselines' on the same input, and the public call's time over F.conv2d's and over the
+    diffusers peer's (1.00x = as fast, below 1 = faster)."""
     rows = [r for r in records if r.suite == SUITE]
     us = {(r.op, r.shape, r.impl): 1e3 * r.time_ms for r in rows}
+
+    def cell(op: str | None, shape: str, impl: str) -> str:
+        return f"{us[(op, shape, impl)]:.1f}" if (op, shape, impl) in us else "-"
+
     head = ("| op | shape | " + " | ".join(f"{layer} (us)" for layer in LAYERS)
-            + " | public / F.conv2d | public / diffusers |")
-    lines = [head, "|" + "---|" * (len(LAYERS) + 4)]
-    for r in rows:
-        if r.impl in (BASELINE, PEER):
-            lines.append(f"| {r.op} ({r.impl}) | {r.shape} | {1e3 * r.time_ms:.1f} |" + " |" * (len(LAYERS) + 1))
+            + f" | {CONV2D} (us) | {ADD} (us) | public / {CONV2D} | diffusers peer (us) | public / peer |")
+    lines = [head, "|" + "---|" * (len(LAYERS) + 7)]
     for r in rows:
         if r.impl != PUBLIC:
             continue
-        cells = [f"{us[(r.op, r.shape, layer)]:.1f}" if (r.op, r.shape, layer) in us else "-" for layer in LAYERS]
-        ratios = r.time_ratios or {}
-        conv = f"{ratios[CONV2D]:.2f}x" if CONV2D in ratios else "-"
-        peer = next((f"{v:.2f}x" for k, v in ratios.items() if k.startswith(PEER)), "-")
-        lines.append(f"| {r.op} | {r.shape} | " + " | ".join(cells) + f" | {conv} | {peer} |")
+        ratios, peer = r.time_ratios or {}, peer_of(r.op)
+        to_conv = f"{ratios[CONV2D]:.2f}x" if CONV2D in ratios else "-"
+        to_peer = f"{ratios[_peer_key(peer)]:.2f}x" if peer and _peer_key(peer) in ratios else "-"
+        lines.append(f"| {r.op} | {r.shape} | " + " | ".join(cell(r.op, r.shape, layer) for layer in LAYERS)
+                     + f" | {cell(CONV2D, r.shape, BASELINE)} | {cell(ADD, r.shape, BASELINE)} | {to_conv}"
+                     + f" | {cell(peer, r.shape, PEER)} | {to_peer} |")
     return "\n".join(lines)

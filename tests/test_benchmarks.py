@@ -34,7 +34,8 @@ def test_overhead_suite_yields_every_op_with_ratios(monkeypatch):
     if (overhead.DIFFUSERS_STEP, overhead.PEER) in rows:  # diffusers installed
         step = rows[("ddim_step", overhead.PUBLIC)]
         peer = rows[(overhead.DIFFUSERS_STEP, overhead.PEER)]
-        assert step.time_ratios[f"diffusers {overhead.DIFFUSERS_STEP}"] == pytest.approx(step.time_ms / peer.time_ms)
+        assert step.time_ratios[overhead._peer_key(overhead.DIFFUSERS_STEP)] == pytest.approx(
+            step.time_ms / peer.time_ms)
     assert "| laplacian | 1x1x8x8 |" in overhead.summary(records)
 
 
