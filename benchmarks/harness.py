@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ RESULTS_DIR = Path(__file__).parent / "results"
 CPU_MIN_RUN_TIME_S = 0.2  # keeps `bash scripts/main.sh` under 10 min on a 2-core CPU
 GPU_REP_MS = 100
 COPY_BENCH_BYTES = {"cuda": 1 << 30, "cpu": 1 << 27}
+EAGER_REFERENCE = "reference (eager)"  # the implementation speed-ups are measured against
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Record:
     gbps: float | None
     copy_fraction: float | None
     speedup_vs_eager: float | None = None
+    time_ratios: dict[str, float] | None = None  # time / a baseline's time, keyed by the baseline
 
 
 def synchronize(device: str) -> None:
@@ -98,7 +100,7 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-def add_speedups(records: list[Record], baseline_impl: str = "reference (eager)") -> None:
+def add_speedups(records: list[Record], baseline_impl: str = EAGER_REFERENCE) -> None:
     """Fill speedup_vs_eager: baseline time / time, per (op, mode, shape, dtype)."""
     base = {(r.op, r.mode, r.shape, r.dtype): r.time_ms for r in records if r.impl == baseline_impl}
     for r in records:
@@ -119,8 +121,10 @@ def table(records: list[Record]) -> str:
     return "\n".join(rows)
 
 
-def write_results(name: str, env: dict, copy_gbps: float, records: list[Record]) -> Path:
-    """Writes results/<name>.json and results/<name>.md; returns the JSON path."""
+def write_results(name: str, env: dict, copy_gbps: float, records: list[Record],
+                  summaries: Sequence[str] = ()) -> Path:
+    """Writes results/<name>.json and results/<name>.md (the table, then each summary table);
+    returns the JSON path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {"environment": env, "copy_bandwidth_gbps": copy_gbps,
                "records": [asdict(r) for r in records]}
@@ -128,7 +132,8 @@ def write_results(name: str, env: dict, copy_gbps: float, records: list[Record])
     json_path.write_text(json.dumps(payload, indent=1))
     header = "\n".join(f"- {k}: {v}" for k, v in env.items())
     (RESULTS_DIR / f"{name}.md").write_text(
-        f"# {name}\n\n{header}\n- measured copy bandwidth: {copy_gbps:.1f} GB/s\n\n{table(records)}\n")
+        f"# {name}\n\n{header}\n- measured copy bandwidth: {copy_gbps:.1f} GB/s\n\n{table(records)}\n"
+        + "".join(f"\n{summary}\n" for summary in summaries))
     return json_path
 
 

@@ -1,5 +1,6 @@
 """Runs the benchmark suite on the best device here (a GPU if visible, else the CPU), prints
-the tables and writes benchmarks/results/<device>-<date>.{json,md}.
+the tables and writes benchmarks/results/<device>-<date>.{json,md} and one figure per suite,
+<device>-<date>-<suite>.png.
 
     python -m benchmarks.run [--device cpu|cuda] [--quick]
 """
@@ -8,13 +9,14 @@ import argparse
 
 import torch
 
-from . import bench_diffusion, bench_multigrid, bench_poisson, bench_sampler, bench_stencils
+from . import bench_diffusion, bench_multigrid, bench_overhead, bench_poisson, bench_sampler, bench_stencils
 from .plot import plot
 from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
 
 
 SUITES = {"stencils": bench_stencils, "poisson": bench_poisson, "multigrid": bench_multigrid,
-          "diffusion": bench_diffusion, "sampler": bench_sampler}
+          "diffusion": bench_diffusion, "sampler": bench_sampler, "overhead": bench_overhead}
+SUMMARIES = {"poisson": bench_poisson, "overhead": bench_overhead}  # suites with a summary table
 
 
 def main() -> None:
@@ -35,6 +37,7 @@ def main() -> None:
         bench_multigrid.CROSSOVER_SIZES = bench_multigrid.CROSSOVER_SIZES[:2]
         bench_diffusion.SHAPES[args.device] = [(2, 3, 64, 64)]
         bench_sampler.SHAPES[args.device] = bench_sampler.SHAPES[args.device][:1]
+        bench_overhead.SHAPES = bench_overhead.SHAPES[:1]
 
     env = environment(args.device)
     copy_gbps = copy_bandwidth_gbps(args.device)
@@ -42,10 +45,11 @@ def main() -> None:
     records = [r for name in args.suites for r in SUITES[name].run(args.device, copy_gbps)]
     add_speedups(records)
     print(table(records))
-    if "poisson" in args.suites:
-        print(bench_poisson.summary(records))
-    path = write_results(result_name(args.device), env, copy_gbps, records)
-    print(f"results written to {path}, {path.with_suffix('.md')} and {plot(path)}")
+    summaries = [module.summary(records) for name, module in SUMMARIES.items() if name in args.suites]
+    print("\n\n".join(summaries))
+    path = write_results(result_name(args.device), env, copy_gbps, records, summaries)
+    figures = ", ".join(str(p) for p in plot(path))
+    print(f"results written to {path}, {path.with_suffix('.md')} and {figures}")
 
 
 if __name__ == "__main__":
