@@ -1,4 +1,4 @@
-"""Sampling a trained model (gddm_kernels.train): the reverse process in the model's domain
+"""Sampling a trained model (gddm_kernels.app.loop.train): the reverse process in the model's domain
 with the fused steps, then the reconstruction of images from the sampled fields.
 
 Reverse process. The sampler must fit the process the checkpoint was trained with
@@ -45,13 +45,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .diffusion import ReverseTrajectory
-from .dispatch import use_backend
+from ..diffusion import ReverseTrajectory
+from ..dispatch import use_backend
+from ..poisson import poisson_solve, reconstruct
+from ..reference.diffusion import DOMAIN_SCALES
+from ..schedules import Schedule
+from .checkpoints import load_checkpoint
+from .config import TrainConfig, make_schedule
 from .images import save_grid
-from .poisson import poisson_solve, reconstruct
-from .reference.diffusion import DOMAIN_SCALES
-from .schedules import Schedule
-from .train import DiffusionNets, TrainConfig, autocast, load_checkpoint, make_schedule
+from .objective import DiffusionNets, autocast
 
 SAMPLER_PROCESSES = {"ddpm": "ddpm", "ddim": "ddpm", "dpm": "ddpm", "attenuation": "attenuation"}
 SAMPLERS = tuple(SAMPLER_PROCESSES)
@@ -180,10 +182,10 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
            device: str | torch.device | None = None, use_ema: bool = True, size: int | None = None,
            poisson_checkpoint: str | os.PathLike | dict | None = None, backend: str | None = None,
            out: str | os.PathLike | None = None, nrow: int = 8, scale: int = 1, progress: bool = False) -> Tensor:
-    """Draws `num_samples` images from a checkpoint of `gddm_kernels.train` (module notes).
+    """Draws `num_samples` images from a checkpoint of `gddm_kernels.app.loop.train` (module notes).
 
     Args:
-        checkpoint: a checkpoint path, or one loaded with `gddm_kernels.train.load_checkpoint`.
+        checkpoint: a checkpoint path, or one loaded with `gddm_kernels.app.checkpoints.load_checkpoint`.
         num_samples: N, drawn as one batch.
         steps: reverse steps: 1 .. T for the ddpm process (a subsequence of the training
             timesteps), any integer >= 1 for the attenuation process (a uniform grid on [0, 1]).
