@@ -144,7 +144,7 @@ def test_attenuation_checkpoint_contents(attenuation_checkpoints):
 
 def test_a_checkpoint_without_a_process_is_ddpm(checkpoints, tmp_path):
     """Checkpoints written before the `process` field existed load as the ddpm process."""
-    state = torch.load(checkpoints["image"], weights_only=False)
+    state = torch.load(checkpoints["image"], weights_only=True)
     del state["config"]["process"]
     torch.save(state, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt")["config"].process == "ddpm"

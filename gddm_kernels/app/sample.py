@@ -50,7 +50,7 @@ from ..dispatch import use_backend
 from ..poisson import poisson_solve, reconstruct
 from ..reference.diffusion import DOMAIN_SCALES
 from ..schedules import Schedule
-from .checkpoints import load_checkpoint
+from .checkpoints import load_checkpoint, load_weights
 from .config import TrainConfig, make_schedule
 from .images import save_grid
 from .objective import DiffusionNets, autocast
@@ -173,7 +173,8 @@ def as_checkpoint(checkpoint: str | os.PathLike | dict) -> dict:
 def load_nets(checkpoint: dict, use_ema: bool, device: torch.device) -> DiffusionNets:
     """The checkpoint's DiffusionNets (EMA or raw weights) on `device`, in eval mode."""
     nets = DiffusionNets(checkpoint["config"])
-    nets.load_state_dict(checkpoint["ema" if use_ema else "nets"])
+    load_weights(nets, checkpoint["ema" if use_ema else "nets"], "EMA weights" if use_ema else "weights",
+                 "the checkpoint")
     return nets.to(device).eval()
 
 
