@@ -17,6 +17,7 @@ raises `CheckpointError`, one line that says what is wrong, before any of it is 
 
 import dataclasses
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +45,11 @@ class CheckpointError(ValueError):
 
 
 def _first_line(error: BaseException) -> str:
-    """`Type: first line of the message` (torch.load's later lines are advice that does not apply)."""
+    """`Type: the first sentence of the message` (torch.load goes on with advice that does not
+    apply here, such as loading with weights_only=False)."""
     text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    first = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {first.split('. ')[0]}".rstrip(": ")
 
 
 def _one_line(error: BaseException, limit: int = 400) -> str:
@@ -139,14 +142,21 @@ def rng_state(data_gen: torch.Generator, noise_gen: torch.Generator, device: tor
 
 def save_checkpoint(path: Path, config: TrainConfig, step: int, nets: nn.Module, ema: nn.Module,
                     optimizer: torch.optim.Optimizer, image_mean: float, rng: list[dict]) -> None:
-    """Writes the checkpoint atomically (a temporary file, then a rename)."""
+    """Writes the checkpoint atomically: a temporary file of its own in the same folder (named
+    for this process and a random suffix, so that runs sharing the folder never write to one
+    file), then a rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(config), "step": step,
              "nets": nets.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
              "image_mean": image_mean, "rng": rng}
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as file:  # "x": fails rather than share an existing file
+            torch.save(state, file)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def restore(config: TrainConfig, ranks: Ranks, nets: nn.Module, ema: nn.Module,

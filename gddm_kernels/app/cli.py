@@ -9,6 +9,11 @@
 `--help` on each subcommand explains every option; the defaults are TrainConfig's and
 `sample`'s own, tuned so that the two commands above make recognisable digits on two CPU cores
 in a few minutes.
+
+Every failure ends in one line on stderr, `error: ...` (argparse's own: `python -m
+gddm_kernels train: error: ...`), and a non-zero exit status: 2 for what the user can fix
+(arguments, files, checkpoints, a run whose loss became non-finite), 1 for anything
+unexpected, 130 for an interrupt. No traceback.
 """
 
 import argparse
@@ -20,13 +25,28 @@ from pathlib import Path
 from ..dispatch import BACKENDS
 from .checkpoints import CHECKPOINT_NAME
 from .config import MODES, PRECISIONS, PROCESSES, SCHEDULES, T_MIN, TrainConfig
-from .loop import train
+from .loop import NonFiniteLossError, train
 from .sample import RECONSTRUCTIONS, SAMPLERS, sample
 
 TRAIN_DEFAULTS = TrainConfig()
 SAMPLE_DEFAULTS = {name: p.default for name, p in inspect.signature(sample).parameters.items()}
+# Failures the user can act on: bad arguments or files (CheckpointError is a ValueError), a
+# diverged run. Exit status 2, like argparse's own errors.
+USER_ERRORS = (ValueError, OSError, NonFiniteLossError)
 GRID_SCALE = 4  # the CLI enlarges sample grids 4x: 16x16 digits become 64x64 tiles
 SAMPLES_NAME = "samples.png"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def one_line(text: object) -> str:
+    """`text` with every run of whitespace, newlines included, as one space."""
+    return " ".join(str(text).split())
 
 
 def _add_backend(parser: argparse.ArgumentParser) -> None:
@@ -133,8 +153,8 @@ def _add_sample(subparsers: argparse._SubParsersAction) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The `python -m gddm_kernels` argument parser (subcommands train and sample)."""
-    root = argparse.ArgumentParser(prog="python -m gddm_kernels",
-                                   description="Train and sample gradient-domain diffusion models with gddm_kernels.")
+    root = _Parser(prog="python -m gddm_kernels",
+                   description="Train and sample gradient-domain diffusion models with gddm_kernels.")
     subparsers = root.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     _add_sample(subparsers)
@@ -157,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             out = args.pop("out") or Path(args["checkpoint"]).with_name(SAMPLES_NAME)
             images = sample(args.pop("checkpoint"), out=out, **args)
             print(f"wrote {images.shape[0]} samples to {out} in {time.perf_counter() - began:.1f} s")
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001: the command line reports, it does not raise
+        print(f"error: unexpected {type(error).__name__}: {one_line(error)}", file=sys.stderr)
+        return 1
     return 0

@@ -7,9 +7,14 @@ chooses from and what each choice implies.
                  PREDICTIONS: the U-Net's output blocks per process; T_MIN: the smallest
                  attenuation training time
     SCHEDULES    the DDPM noise schedules by name; PRECISIONS: "fp32", "bf16" (autocast)
+    DEVICE_TYPES "cpu", "cuda" (`check_device` checks a request's spelling, `resolve_device`
+                 also that the device exists here); MAX_SEED: the largest seed
 """
 
 import dataclasses
+import math
+
+import torch
 
 from ..dispatch import BACKENDS
 from ..schedules import Schedule, cosine_schedule, linear_schedule
@@ -23,6 +28,8 @@ PREDICTIONS = {"ddpm": ("eps",), "attenuation": ("attenuation", "eps")}
 T_MIN = 1e-3  # attenuation training times t ~ U(T_MIN, 1]: as t -> 0 the noise k sqrt(t) eps vanishes
 SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
 PRECISIONS = ("fp32", "bf16")
+DEVICE_TYPES = ("cpu", "cuda")
+MAX_SEED = 2**63 - 1  # seeds are 64-bit generator seeds; numpy's SeedSequence needs them >= 0
 
 
 @dataclasses.dataclass
@@ -49,7 +56,7 @@ class TrainConfig:
         poisson_net: also train a PoissonNet (gradient and laplacian modes, either process).
         poisson_sigma_max: largest noise level sigma of the Poisson-net inputs.
         precision: "fp32" or "bf16" (autocast of the networks' forward passes, CPU or CUDA).
-        seed: seeds the initialisation and, with the rank, every generator.
+        seed: seeds the initialisation and, with the rank, every generator; in [0, 2**63 - 1].
         device: "cpu", "cuda", "cuda:1", ... or None (CUDA when available; under DDP on CUDA
             the device is cuda:LOCAL_RANK).
         backend: gddm op backend for the whole run ("reference" runs every op as pure PyTorch),
@@ -106,12 +113,15 @@ class TrainConfig:
         if self.size % multiple:
             raise ValueError(f"gddm.train: `size` must be a multiple of {multiple} for a U-Net with "
                              f"channel_mults={self.channel_mults} (2 ** (levels - 1)), got {self.size}")
+        check_seed(self.seed, "train")
+        if self.device is not None:
+            check_device(self.device, "train")
         for name, ok, requirement in (
-            ("lr", self.lr > 0, "be > 0"),
-            ("grad_clip", self.grad_clip >= 0, "be >= 0"),
+            ("lr", 0 < self.lr < math.inf, "be a finite number > 0"),
+            ("grad_clip", 0 <= self.grad_clip < math.inf, "be a finite number >= 0"),
             ("ema_decay", 0 <= self.ema_decay < 1, "lie in [0, 1)"),
-            ("sparsity_weight", self.sparsity_weight >= 0, "be >= 0"),
-            ("poisson_sigma_max", self.poisson_sigma_max >= 0, "be >= 0"),
+            ("sparsity_weight", 0 <= self.sparsity_weight < math.inf, "be a finite number >= 0"),
+            ("poisson_sigma_max", 0 <= self.poisson_sigma_max < math.inf, "be a finite number >= 0"),
             ("save_every", self.save_every >= 0, "be >= 0"),
             ("channels", self.channels in (1, 3), "be 1 or 3"),
             ("channel_mults", len(self.channel_mults) >= 1, "be non-empty"),
@@ -142,6 +152,41 @@ class TrainConfig:
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"gddm.train: unknown {name} {value!r}; choose one of {list(choices)}")
+
+
+def check_seed(seed: object, op: str) -> None:
+    """`seed` is an integer in [0, MAX_SEED] (ValueError naming it otherwise)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"gddm.{op}: `seed` must be an integer in [0, 2**63 - 1], got {seed!r}")
+
+
+def check_device(request: object, op: str) -> torch.device:
+    """The torch.device a request such as "cpu", "cuda" or "cuda:1" names, if it is spelled as
+    one of DEVICE_TYPES (ValueError otherwise); whether it exists here is `resolve_device`'s."""
+    try:
+        device = torch.device(request)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ValueError(f"gddm.{op}: unknown device {request!r}; choose cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_device(request: str | torch.device | None, op: str, default_index: int = 0) -> torch.device:
+    """The device to run on: `request` (checked to exist here), or by default cuda:default_index
+    when CUDA is available, else the CPU."""
+    if request is None:
+        return torch.device(f"cuda:{default_index}" if torch.cuda.is_available() else "cpu")
+    device = check_device(request, op)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"gddm.{op}: device {str(request)!r} asked for, but CUDA is not available here "
+                             "(torch.cuda.is_available() is False); use cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"gddm.{op}: device {str(request)!r} asked for, but this machine has {count} CUDA "
+                             f"device(s), cuda:0..cuda:{count - 1}")
+    return device
 
 
 def make_schedule(config: TrainConfig) -> Schedule:

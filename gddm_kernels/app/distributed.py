@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .config import resolve_device
+
 RNG_STREAMS = ("data", "noise", "torch")
 
 
@@ -42,7 +44,7 @@ class Ranks:
     def __init__(self, device_request: str | None) -> None:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = torch.device(device_request or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device_request, "train", local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.owns_group = world > 1 and not dist.is_initialized()
@@ -59,6 +61,14 @@ class Ranks:
         gathered: list[object] = [None] * self.world_size
         dist.all_gather_object(gathered, obj)
         return gathered
+
+    def any(self, flag: bool) -> bool:
+        """Whether `flag` is true on any rank (on every rank)."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([int(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
 
     def barrier(self) -> None:
         if self.distributed:

@@ -51,7 +51,7 @@ from ..poisson import poisson_solve, reconstruct
 from ..reference.diffusion import DOMAIN_SCALES
 from ..schedules import Schedule
 from .checkpoints import load_checkpoint, load_weights
-from .config import TrainConfig, make_schedule
+from .config import TrainConfig, check_device, check_seed, make_schedule, resolve_device
 from .images import save_grid
 from .objective import DiffusionNets, autocast
 
@@ -198,8 +198,8 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
             variance) and "attenuation" (0: deterministic, 1: Huang et al.'s Alg. 2).
         clip_x0: clamp each step's x0 prediction (for "attenuation": x0 = -c) to
             [-clip_x0, clip_x0] in the field's units (None: no clamp).
-        seed: seeds the device generator of the start noise and the step noise.
-        device: default CUDA when available, else CPU.
+        seed: seeds the device generator of the start noise and the step noise; in [0, 2**63 - 1].
+        device: "cpu", "cuda" or "cuda:N"; default CUDA when available, else CPU.
         use_ema: sample with the EMA weights (else the raw ones).
         size: the image side the caller expects; must equal the checkpoint's (None: no check).
         poisson_checkpoint: take the PoissonNet from this checkpoint (same mode, size, channels).
@@ -215,6 +215,9 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
         raise ValueError("gddm.sample: `poisson_checkpoint` only applies to reconstruction='poisson_net'")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"gddm.sample: `num_samples` must be an integer >= 1, got {num_samples!r}")
+    check_seed(seed, "sample")
+    if device is not None:
+        check_device(device, "sample")
     checkpoint = as_checkpoint(checkpoint)
     config: TrainConfig = checkpoint["config"]
     sampler = DEFAULT_SAMPLERS[config.process] if sampler is None else sampler
@@ -222,7 +225,7 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
     if size is not None and size != config.size:
         raise ValueError(f"gddm.sample: the checkpoint was trained on {config.size}x{config.size} images, got "
                          f"size={size}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device, "sample")
     schedule = make_schedule(config)
     sampler_times(sampler, schedule, steps)  # checks `steps` before any work
     with use_backend(backend) if backend else nullcontext():
