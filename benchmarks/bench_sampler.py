@@ -1,4 +1,4 @@
-"""Sampler-loop overhead: everything `gddm_kernels.sample` does but the network, with the fused
+"""Sampler-loop overhead: everything `gddm_kernels.app.sample` does but the network, with the fused
 ops against the same loop in plain PyTorch and on the reference backend.
 
 One case is a whole reverse process of STEPS steps and the reconstruction of the images by the
@@ -6,7 +6,7 @@ DCT solve (to_images), for each mode (image, gradient, laplacian) and sampler (d
 dpm = DPM-Solver++(2M), attenuation; eta = 0). The network is a stand-in whose prediction is a
 precomputed tensor (zero cost), so the time is the loop's own.
 
-  "gddm (fused ops)"    gddm_kernels.sample.reverse_process: the coefficients of every step
+  "gddm (fused ops)"    gddm_kernels.app.sample.reverse_process: the coefficients of every step
                         computed once (ReverseTrajectory), one fused kernel per step with its
                         noise drawn inside, the fused DCT solve;
   "reference (eager)"   the loop a user would write in plain PyTorch: the same walk over the
@@ -26,12 +26,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from gddm_kernels.app.config import MODES, TrainConfig, make_schedule
+from gddm_kernels.app.sample import SAMPLER_PROCESSES, reverse_process, sampler_times, to_images
 from gddm_kernels.dispatch import AUTO, use_backend
 from gddm_kernels.reference import diffusion as spec
 from gddm_kernels.reference.diffusion import DOMAIN_SCALES
-from gddm_kernels.sample import SAMPLER_PROCESSES, reverse_process, sampler_times, to_images
 from gddm_kernels.schedules import Schedule
-from gddm_kernels.train import MODES, TrainConfig, make_schedule
 
 from .harness import Record, time_ms
 

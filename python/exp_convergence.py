@@ -6,7 +6,7 @@ for Image Synthesis", arXiv 2309.01875: "gradient domain diffusion models conver
     python python/exp_convergence.py --out docs/figures    # writes convergence.png, convergence.json
     nice -n 19 python python/exp_convergence.py --threads 1   # the committed run (~25 min, 2 busy cores)
 
-Training. One model per mode ("image", "gradient", "laplacian") with gddm_kernels.train at
+Training. One model per mode ("image", "gradient", "laplacian") with gddm_kernels.app.loop.train at
 TrainConfig's defaults (the demo's settings: scikit-learn's digits upsampled to 16x16 in
 [-1, 1], batch 64, AdamW lr 1e-3, U-Net base 32 x (1, 2, 2), linear schedule, T = 1000, EMA
 0.995, fp32) and the same seed. Each model trains in segments ending at the checkpoints
@@ -77,10 +77,11 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 import _figures as fig
-from gddm_kernels.data import digits_with_labels
-from gddm_kernels.images import make_grid
-from gddm_kernels.sample import sample
-from gddm_kernels.train import TrainConfig, train
+from gddm_kernels.app.config import TrainConfig
+from gddm_kernels.app.data import digits_with_labels
+from gddm_kernels.app.images import make_grid
+from gddm_kernels.app.loop import train
+from gddm_kernels.app.sample import sample
 
 MODEL_NAMES = {"image": "DDPM", "gradient": "GDDM", "laplacian": "LDDM"}
 STEPS = 1500
@@ -128,7 +129,7 @@ def flatten(images: Tensor) -> np.ndarray:
 @functools.cache
 def digit_reference(size: int, seed: int = SEED) -> DigitReference:
     """The classifier and held-out digits of the module notes (fitted once per size and seed,
-    kept for the run): a stratified split of gddm_kernels.data.digits_with_labels(size)."""
+    kept for the run): a stratified split of gddm_kernels.app.data.digits_with_labels(size)."""
     images, labels = digits_with_labels(size)
     x_train, x_held, y_train, y_held = train_test_split(
         flatten(images), labels.numpy(), train_size=CLASSIFIER_TRAIN_FRACTION, stratify=labels.numpy(),

@@ -6,7 +6,7 @@ Synthesis", arXiv 2309.01875, Fig. 3).
 
 Data x0 (B, 1, S, S) in [-1, 1] (S = --size, default 64), at most --max-images per dataset
 (a seeded random subset):
-    digits    scikit-learn's 8x8 digits, upsampled bilinearly (gddm_kernels.data.load_dataset)
+    digits    scikit-learn's 8x8 digits, upsampled bilinearly (gddm_kernels.app.data.load_dataset)
     faces     scikit-image's LFW faces 25x25, upsampled bilinearly (load_dataset)
     natural   non-overlapping S x S tiles of the bundled scikit-image photographs
               (_figures.NATURAL_IMAGE_NAMES, grayscale [0, 1] mapped to 2 x - 1, native resolution)
@@ -78,7 +78,7 @@ from tqdm import tqdm
 
 import _figures as fig
 from gddm_kernels import diffusion
-from gddm_kernels.data import load_dataset
+from gddm_kernels.app.data import load_dataset
 from gddm_kernels.reference.diffusion import DOMAIN_SCALES, NOISE_MODELS
 from gddm_kernels.schedules import Schedule, linear_schedule
 

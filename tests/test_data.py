@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gddm_kernels import data
+from gddm_kernels.app import data
 
 
 def check_images(images: torch.Tensor, n: int, channels: int, size: int) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from gddm_kernels.train import TrainConfig, load_checkpoint, train
+from gddm_kernels.app.checkpoints import load_checkpoint
+from gddm_kernels.app.config import TrainConfig
+from gddm_kernels.app.loop import train
 
 WORLD_SIZE = 2
 CONFIG = dict(mode="gradient", dataset="digits", size=8, steps=3, batch_size=4, base_channels=8,

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import gddm_kernels as gk
-from gddm_kernels import data
-from gddm_kernels.models import PoissonNet, UNet, poisson_net_input
+from gddm_kernels.app import data
+from gddm_kernels.app.models import PoissonNet, UNet, poisson_net_input
 
 SMALL = dict(base_channels=8)  # narrow models keep the tests fast
 OVERFIT_STEPS = 25

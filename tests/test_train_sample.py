@@ -13,13 +13,16 @@ from PIL import Image
 
 from torch import nn
 
-from gddm_kernels.__main__ import main
-from gddm_kernels.images import grid_size, save_grid
+from gddm_kernels.app.checkpoints import load_checkpoint
+from gddm_kernels.app.cli import main
+from gddm_kernels.app.config import MODES, PROCESSES, TrainConfig, make_schedule
+from gddm_kernels.app.distributed import rank_generators
+from gddm_kernels.app.images import grid_size, save_grid
+from gddm_kernels.app.loop import train
+from gddm_kernels.app.objective import DiffusionNets, clean_field
+from gddm_kernels.app.sample import (DEFAULT_SAMPLERS, RECONSTRUCTIONS, SAMPLER_PROCESSES, SAMPLERS, load_nets,
+                                     reverse_process, sample, time_sequence, timestep_sequence)
 from gddm_kernels.reference.diffusion import DOMAIN_SCALES
-from gddm_kernels.sample import (DEFAULT_SAMPLERS, RECONSTRUCTIONS, SAMPLER_PROCESSES, SAMPLERS, load_nets,
-                                 reverse_process, sample, time_sequence, timestep_sequence)
-from gddm_kernels.train import (MODES, PROCESSES, DiffusionNets, TrainConfig, clean_field, load_checkpoint,
-                                make_schedule, rank_generators, train)
 
 SIZE = 8
 TINY = dict(dataset="digits", size=SIZE, batch_size=4, base_channels=8, channel_mults=(1, 2), timesteps=50,
@@ -141,7 +144,7 @@ def test_attenuation_checkpoint_contents(attenuation_checkpoints):
 
 def test_a_checkpoint_without_a_process_is_ddpm(checkpoints, tmp_path):
     """Checkpoints written before the `process` field existed load as the ddpm process."""
-    state = torch.load(checkpoints["image"], weights_only=False)
+    state = torch.load(checkpoints["image"], weights_only=True)
     del state["config"]["process"]
     torch.save(state, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt")["config"].process == "ddpm"

@@ -1,4 +1,4 @@
-"""Sampling a trained model (gddm_kernels.train): the reverse process in the model's domain
+"""Sampling a trained model (gddm_kernels.app.loop.train): the reverse process in the model's domain
 with the fused steps, then the reconstruction of images from the sampled fields.
 
 Reverse process. The sampler must fit the process the checkpoint was trained with
@@ -45,13 +45,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .diffusion import ReverseTrajectory
-from .dispatch import use_backend
+from ..diffusion import DOMAIN_SCALES, ReverseTrajectory
+from ..dispatch import use_backend
+from ..poisson import poisson_solve, reconstruct
+from ..schedules import Schedule
+from .checkpoints import load_checkpoint, load_weights
+from .config import TrainConfig, check_device, check_seed, make_schedule, resolve_device
 from .images import save_grid
-from .poisson import poisson_solve, reconstruct
-from .diffusion import DOMAIN_SCALES
-from .schedules import Schedule
-from .train import DiffusionNets, TrainConfig, autocast, load_checkpoint, make_schedule
+from .objective import DiffusionNets, autocast
 
 SAMPLER_PROCESSES = {"ddpm": "ddpm", "ddim": "ddpm", "dpm": "ddpm", "attenuation": "attenuation"}
 SAMPLERS = tuple(SAMPLER_PROCESSES)
@@ -171,7 +172,8 @@ def as_checkpoint(checkpoint: str | os.PathLike | dict) -> dict:
 def load_nets(checkpoint: dict, use_ema: bool, device: torch.device) -> DiffusionNets:
     """The checkpoint's DiffusionNets (EMA or raw weights) on `device`, in eval mode."""
     nets = DiffusionNets(checkpoint["config"])
-    nets.load_state_dict(checkpoint["ema" if use_ema else "nets"])
+    load_weights(nets, checkpoint["ema" if use_ema else "nets"], "EMA weights" if use_ema else "weights",
+                 "the checkpoint")
     return nets.to(device).eval()
 
 
@@ -180,10 +182,10 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
            device: str | torch.device | None = None, use_ema: bool = True, size: int | None = None,
            poisson_checkpoint: str | os.PathLike | dict | None = None, backend: str | None = None,
            out: str | os.PathLike | None = None, nrow: int = 8, scale: int = 1, progress: bool = False) -> Tensor:
-    """Draws `num_samples` images from a checkpoint of `gddm_kernels.train` (module notes).
+    """Draws `num_samples` images from a checkpoint of `gddm_kernels.app.loop.train` (module notes).
 
     Args:
-        checkpoint: a checkpoint path, or one loaded with `gddm_kernels.train.load_checkpoint`.
+        checkpoint: a checkpoint path, or one loaded with `gddm_kernels.app.checkpoints.load_checkpoint`.
         num_samples: N, drawn as one batch.
         steps: reverse steps: 1 .. T for the ddpm process (a subsequence of the training
             timesteps), any integer >= 1 for the attenuation process (a uniform grid on [0, 1]).
@@ -195,8 +197,8 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
             variance) and "attenuation" (0: deterministic, 1: Huang et al.'s Alg. 2).
         clip_x0: clamp each step's x0 prediction (for "attenuation": x0 = -c) to
             [-clip_x0, clip_x0] in the field's units (None: no clamp).
-        seed: seeds the device generator of the start noise and the step noise.
-        device: default CUDA when available, else CPU.
+        seed: seeds the device generator of the start noise and the step noise; in [0, 2**63 - 1].
+        device: "cpu", "cuda" or "cuda:N"; default CUDA when available, else CPU.
         use_ema: sample with the EMA weights (else the raw ones).
         size: the image side the caller expects; must equal the checkpoint's (None: no check).
         poisson_checkpoint: take the PoissonNet from this checkpoint (same mode, size, channels).
@@ -212,6 +214,9 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
         raise ValueError("gddm.sample: `poisson_checkpoint` only applies to reconstruction='poisson_net'")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"gddm.sample: `num_samples` must be an integer >= 1, got {num_samples!r}")
+    check_seed(seed, "sample")
+    if device is not None:
+        check_device(device, "sample")
     checkpoint = as_checkpoint(checkpoint)
     config: TrainConfig = checkpoint["config"]
     sampler = DEFAULT_SAMPLERS[config.process] if sampler is None else sampler
@@ -219,7 +224,7 @@ def sample(checkpoint: str | os.PathLike | dict, num_samples: int = 64, steps: i
     if size is not None and size != config.size:
         raise ValueError(f"gddm.sample: the checkpoint was trained on {config.size}x{config.size} images, got "
                          f"size={size}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device, "sample")
     schedule = make_schedule(config)
     sampler_times(sampler, schedule, steps)  # checks `steps` before any work
     with use_backend(backend) if backend else nullcontext():
