@@ -30,7 +30,7 @@ from gddm_kernels.app.config import MODES, TrainConfig, make_schedule
 from gddm_kernels.app.sample import SAMPLER_PROCESSES, reverse_process, sampler_times, to_images
 from gddm_kernels.dispatch import AUTO, use_backend
 from gddm_kernels.reference import diffusion as spec
-from gddm_kernels.reference.diffusion import DOMAIN_SCALES
+from gddm_kernels.diffusion import DOMAIN_SCALES
 from gddm_kernels.schedules import Schedule
 
 from .harness import Record, time_ms

@@ -79,7 +79,7 @@ from tqdm import tqdm
 import _figures as fig
 from gddm_kernels import diffusion
 from gddm_kernels.app.data import load_dataset
-from gddm_kernels.reference.diffusion import DOMAIN_SCALES, NOISE_MODELS
+from gddm_kernels.diffusion import DOMAIN_SCALES, NOISE_MODELS
 from gddm_kernels.schedules import Schedule, linear_schedule
 
 DATASETS = ("digits", "natural", "faces")
