@@ -17,7 +17,10 @@ precomputed tensor (zero cost), so the time is the loop's own.
   "reference backend"   the drop-in switch of train/sample (use_backend("reference")) on
                         reverse_process itself: the reference implementations of the fused
                         kernels, whose in-kernel noise is the Philox specification run in
-                        PyTorch (bit-exact, slower than torch.randn).
+                        PyTorch (bit-exact, slower than torch.randn);
+  "gddm (fused ops, CUDA graph)"   (CUDA only) the fused loop captured once in a CUDA graph,
+                        its replay timed: the capture fails if any step syncs with the host.
+                        A failed capture is listed in NOTES instead of a row.
 """
 
 from collections.abc import Callable
@@ -40,6 +43,8 @@ STEPS = 50
 # (samples, channels, size): the digit demo's batch and a batch of small RGB images.
 SHAPES = {"cpu": [(64, 1, 16), (16, 3, 64)], "cuda": [(64, 1, 16), (64, 3, 128)]}
 FUSED, EAGER, REFERENCE_BACKEND = "gddm (fused ops)", "reference (eager)", "reference backend"
+GRAPH = "gddm (fused ops, CUDA graph)"
+NOTES: list[str] = []  # failed CUDA-graph captures, for the caller to report
 
 
 class StandInNets:
@@ -82,10 +87,11 @@ def fused_reverse_process(nets: StandInNets, config: TrainConfig, schedule: Sche
     return reverse_process(nets, config, schedule, samples, STEPS, sampler, generator)
 
 
-def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str) -> Callable[[], Tensor]:
+def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str,
+         generator: torch.Generator | None = None) -> Callable[[], Tensor]:
     """The timed workload of `impl` (module notes): reverse process + reconstruction."""
     schedule = make_schedule(config).to(device)
-    generator = torch.Generator(device).manual_seed(0)
+    generator = generator if generator is not None else torch.Generator(device).manual_seed(0)
     heads = 2 if config.process == "attenuation" else 1
     nets = StandInNets(tuple(torch.randn(config.field_shape(samples), device=device) for _ in range(heads)))
     process = eager_reverse_process if impl == EAGER else fused_reverse_process
@@ -96,6 +102,22 @@ def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str
             return to_images(field, config, "dct", 0.0)
 
     return run
+
+
+def graph_loop(config: TrainConfig, sampler: str, samples: int) -> Callable[[], None]:
+    """The fused loop captured in a CUDA graph (warmed up outside it); returns its replay."""
+    generator = torch.Generator("cuda").manual_seed(0)
+    run = loop(FUSED, config, sampler, samples, "cuda", generator)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # cuFFT plans, kernel loading and autotuning stay out of the graph
+        run()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    graph.register_generator_state(generator)
+    with torch.cuda.graph(graph):
+        run()
+    return graph.replay
 
 
 def run(device: str, copy_gbps: float) -> list[Record]:
@@ -109,4 +131,12 @@ def run(device: str, copy_gbps: float) -> list[Record]:
             ms = time_ms(loop(impl, config, sampler, samples, device), device)
             records.append(Record(SUITE, f"{mode} {sampler}", f"{STEPS} steps + DCT reconstruction", shape,
                                   "float32", impl, ms, None, None))
+        if device == "cuda":
+            try:
+                replay = graph_loop(config, sampler, samples)
+            except RuntimeError as exc:
+                NOTES.append(f"sampler {mode} {sampler} {shape}: CUDA graph capture failed: {exc}".splitlines()[0])
+                continue
+            records.append(Record(SUITE, f"{mode} {sampler}", f"{STEPS} steps + DCT reconstruction", shape,
+                                  "float32", GRAPH, time_ms(replay, device), None, None))
     return records
