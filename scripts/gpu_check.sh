@@ -100,17 +100,26 @@ fi
 # --- peers ---
 t0=$SECONDS
 if compgen -G "$WHEELS/*.whl" > /dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
-    "$WHEELS"/*.whl >> "$LOG" 2>&1 && export PYTHONPATH="$PYTHONPATH:$WORK/site"
-  status=$([ -d "$WORK/site" ] && echo ok || echo failed)
+  if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
+      "$WHEELS"/*.whl >> "$LOG" 2>&1; then
+    export PYTHONPATH="$PYTHONPATH:$WORK/site"
+    status=ok
+  else
+    status="failed (pip install --no-index: wheels for another Python or platform?)"
+  fi
   record peers "$status" $((SECONDS - t0)) "$(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS"
 else
   record peers skipped 0 "no wheel folder at $WHEELS (scripts/fetch_gpu_wheels.sh makes it)"
 fi
 peer_report="$("$PY" - <<'EOF' 2>/dev/null
-import importlib.util
-print(", ".join(f"{p} {'yes' if importlib.util.find_spec(p) else 'MISSING'}"
-                for p in ("kornia", "diffusers", "torch_dct", "pyamg", "cupy")))
+import importlib
+def state(name):
+    try:
+        importlib.import_module(name)
+        return "yes"
+    except Exception as exc:  # missing, or its own needs missing or too old
+        return f"MISSING ({type(exc).__name__})"
+print(", ".join(f"{p} {state(p)}" for p in ("kornia", "diffusers", "torch_dct", "pyamg", "cupy")))
 EOF
 )"
 log "peers: $peer_report"

@@ -15,7 +15,7 @@ given) and "notes" (suites skipped for lack of time, failed CUDA-graph captures)
 """
 
 import argparse
-import importlib.util
+import importlib
 import json
 import sys
 import time
@@ -54,7 +54,15 @@ def target_sizes_only() -> None:
 
 
 def missing_peers() -> dict[str, str]:
-    return {name: rows for name, rows in PEERS.items() if importlib.util.find_spec(name) is None}
+    """peer -> the rows it would give and why it does not import (not installed, or its own
+    needs missing or too old there)."""
+    missing = {}
+    for name, rows in PEERS.items():
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # ImportError, or a version check of the peer's own
+            missing[name] = f"no {rows} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return missing
 
 
 def ordered(suites: list[str]) -> list[str]:
@@ -95,7 +103,7 @@ def main() -> int:
     suites = ordered(args.suites)
     missing = missing_peers()
     for peer, rows in missing.items():
-        print(f"bench_gpu: peer {peer} is not installed: no {rows}")
+        print(f"bench_gpu: peer {peer} is missing: {rows}")
     env = harness.environment(args.device) if not args.dry else {"device": args.device, "dry": True}
     name = harness.result_name(args.device) if not args.dry else f"{args.device}-dry"
     if args.dry:

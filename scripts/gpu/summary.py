@@ -210,7 +210,7 @@ def summarize(out: Path, tsv: Path, junit: Path | None) -> tuple[dict, str]:
     lines += ["", "## Targets"]
     lines += [f"- [{t['status']}] {t['target']}: worst {t['worst']} over {t['cases']} cases" for t in targets]
     if summary["missing_peers"]:
-        lines += ["", "## Peers not installed (their rows are missing)"]
+        lines += ["", "## Peers missing (their rows are left out)"]
         lines += [f"- {k}: {v}" for k, v in summary["missing_peers"].items()]
     if summary["sweep"]:
         lines += ["", "## Triton block sizes"] + [f"- {s}" for s in summary["sweep"]]
