@@ -18,9 +18,10 @@ precomputed tensor (zero cost), so the time is the loop's own.
                         reverse_process itself: the reference implementations of the fused
                         kernels, whose in-kernel noise is the Philox specification run in
                         PyTorch (bit-exact, slower than torch.randn);
-  "gddm (fused ops, CUDA graph)"   (CUDA only) the fused loop captured once in a CUDA graph,
-                        its replay timed: the capture fails if any step syncs with the host.
-                        A failed capture is listed in NOTES instead of a row.
+  "gddm (fused ops, CUDA graph)"   (CUDA only) the fused steps and the reconstruction
+                        captured once in a CUDA graph (the trajectory made beforehand), its
+                        replay timed: the capture fails if any step syncs with the host. A
+                        failed capture is listed in NOTES instead of a row.
 """
 
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from gddm_kernels.diffusion import ReverseTrajectory
 from gddm_kernels.dispatch import AUTO, use_backend
 from gddm_kernels.reference import diffusion as spec
 from gddm_kernels.reference.diffusion import DOMAIN_SCALES
@@ -87,11 +89,10 @@ def fused_reverse_process(nets: StandInNets, config: TrainConfig, schedule: Sche
     return reverse_process(nets, config, schedule, samples, STEPS, sampler, generator)
 
 
-def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str,
-         generator: torch.Generator | None = None) -> Callable[[], Tensor]:
+def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str) -> Callable[[], Tensor]:
     """The timed workload of `impl` (module notes): reverse process + reconstruction."""
     schedule = make_schedule(config).to(device)
-    generator = generator if generator is not None else torch.Generator(device).manual_seed(0)
+    generator = torch.Generator(device).manual_seed(0)
     heads = 2 if config.process == "attenuation" else 1
     nets = StandInNets(tuple(torch.randn(config.field_shape(samples), device=device) for _ in range(heads)))
     process = eager_reverse_process if impl == EAGER else fused_reverse_process
@@ -104,19 +105,48 @@ def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str
     return run
 
 
+def prepared_steps(config: TrainConfig, sampler: str, samples: int, device: str,
+                   generator: torch.Generator) -> Callable[[], Tensor]:
+    """reverse_process's STEPS steps and the reconstruction, with the trajectory (whose
+    construction checks the times on the host) and the start noise made beforehand, as a
+    sampler serving many batches would."""
+    schedule = make_schedule(config).to(device)
+    attenuation = config.process == "attenuation"
+    nets = StandInNets(tuple(torch.randn(config.field_shape(samples), device=device)
+                             for _ in range(2 if attenuation else 1)))
+    k = DOMAIN_SCALES[config.mode]
+    times = sampler_times(sampler, schedule, STEPS, device)[:, None].expand(-1, samples).contiguous()
+    trajectory = ReverseTrajectory(sampler, times, None if attenuation else schedule, domain_scale=k)
+    start = k * torch.randn(config.field_shape(samples), generator=generator, device=device)
+
+    def steps() -> Tensor:
+        x, prev_x0 = start, None
+        with use_backend(AUTO):
+            for i in range(STEPS):
+                outputs = nets.predict(x, times[i], config.precision)
+                if sampler == "dpm":
+                    x, prev_x0 = trajectory.step(i, x, outputs[0], prev_x0=prev_x0)
+                else:
+                    x = trajectory.step(i, x, outputs if attenuation else outputs[0], generator=generator)
+            return to_images(x, config, "dct", 0.0)
+
+    return steps
+
+
 def graph_loop(config: TrainConfig, sampler: str, samples: int) -> Callable[[], None]:
-    """The fused loop captured in a CUDA graph (warmed up outside it); returns its replay."""
+    """prepared_steps captured in a CUDA graph, warmed up outside it (cuFFT plans, kernel
+    loading, autotuning); returns the graph's replay."""
     generator = torch.Generator("cuda").manual_seed(0)
-    run = loop(FUSED, config, sampler, samples, "cuda", generator)
+    steps = prepared_steps(config, sampler, samples, "cuda", generator)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # cuFFT plans, kernel loading and autotuning stay out of the graph
-        run()
+    with torch.cuda.stream(side):
+        steps()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     graph.register_generator_state(generator)
     with torch.cuda.graph(graph):
-        run()
+        steps()
     return graph.replay
 
 
