@@ -168,13 +168,14 @@ elif [ "$DRY" = "1" ]; then
   record sanitize "$STATUS" "$PHASE_SECONDS" "dry: the driver on the CPU kernels; compute-sanitizer $(command -v compute-sanitizer > /dev/null && echo found || echo 'not found here')"
   "$PY" "$DRIVER" --list >> "$LOG" 2>&1
 else
+  SANITIZER="$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")"
   # The caching allocator would hide overruns inside its blocks from memcheck.
   export PYTORCH_NO_CUDA_MEMORY_CACHING=1
   for tool in memcheck racecheck initcheck synccheck; do
     # initcheck sees the whole process: a filter would leave torch's writes untracked.
     filter=(--kernel-name kns=gddm)
     [ "$tool" = initcheck ] && filter=()
-    run_phase "sanitize-$tool" "$(budget "sanitize_$tool" 22)" compute-sanitizer --tool "$tool" --error-exitcode 1 \
+    run_phase "sanitize-$tool" "$(budget "sanitize_$tool" 22)" "$SANITIZER" --tool "$tool" --error-exitcode 1 \
       --print-limit 20 "${filter[@]}" "$PY" "$DRIVER"
     ours=$(grep -E '^=+ +at ' "$WORK/phase.out" | grep -c gddm)
     theirs=$(grep -E '^=+ +at ' "$WORK/phase.out" | grep -vc gddm)
