@@ -25,12 +25,12 @@ trap cleanup EXIT
 rm -rf "$TREE" && mkdir -p "$TREE"
 (cd "$ROOT" && git ls-files -co --exclude-standard | tar -cf - -T -) | tar -xf - -C "$TREE"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q "torch==$VERSION"
-"$VENV/bin/pip" install -q numpy ninja pybind11 setuptools wheel "pytest>=8" pytest-benchmark expecttest \
-  hypothesis scipy scikit-image scikit-learn tqdm pillow diffusers
+"$VENV/bin/pip" install -q "torch==$VERSION" numpy ninja pybind11 setuptools wheel
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then export CUDA_HOME=/usr/local/cuda; fi
+# As scripts/setup.sh does, with torch pinned so that no extra's needs move it.
+MAX_JOBS="${MAX_JOBS:-2}" "$VENV/bin/pip" install -q --no-build-isolation -e "$TREE[test,bench,train,diffusers]" \
+  "torch==$VERSION"
 cd "$TREE"
 "$VENV/bin/python" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
-MAX_JOBS="${MAX_JOBS:-2}" "$VENV/bin/python" setup.py build_ext --inplace
 "$VENV/bin/python" -m gddm_kernels.info
 TRITON_INTERPRET=1 "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider "$@"
