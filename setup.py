@@ -5,9 +5,14 @@ Switches (environment variables):
     GDDM_SKIP_CUDA=1        build the CPU kernels only, even where CUDA could be built
     TORCH_CUDA_ARCH_LIST    CUDA architectures; default "9.0" (H100) when no GPU is visible
     MAX_JOBS                parallel compile jobs (ninja)
+
+Object files are kept in build/temp-<python>-torch<version>/ (ignored by git), also for
+`pip install -e .`, whose own build directory is temporary: ninja then recompiles only the
+sources whose text, included headers or compile command changed.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -16,6 +21,20 @@ from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, C
 
 ROOT = Path(__file__).parent
 DEFAULT_ARCH_WITHOUT_GPU = "9.0"
+
+
+def _build_temp() -> Path:
+    """A kept object directory per Python and torch version (their headers differ)."""
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return ROOT / "build" / f"temp-{python}-torch{torch.__version__.replace('+', '-')}"
+
+
+class IncrementalBuild(BuildExtension):
+    """torch's ninja build with its objects in the kept _build_temp(), not a fresh temp dir."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self.build_temp = str(_build_temp())
 
 
 def _sources(pattern: str) -> list[str]:
@@ -60,4 +79,4 @@ def _extension():
     return ext
 
 
-setup(ext_modules=[_extension()], cmdclass={"build_ext": BuildExtension})
+setup(ext_modules=[_extension()], cmdclass={"build_ext": IncrementalBuild})

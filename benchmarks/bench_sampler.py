@@ -17,7 +17,11 @@ precomputed tensor (zero cost), so the time is the loop's own.
   "reference backend"   the drop-in switch of train/sample (use_backend("reference")) on
                         reverse_process itself: the reference implementations of the fused
                         kernels, whose in-kernel noise is the Philox specification run in
-                        PyTorch (bit-exact, slower than torch.randn).
+                        PyTorch (bit-exact, slower than torch.randn);
+  "gddm (fused ops, CUDA graph)"   (CUDA only) the fused steps and the reconstruction
+                        captured once in a CUDA graph (the trajectory made beforehand), its
+                        replay timed: the capture fails if any step syncs with the host. A
+                        failed capture is listed in NOTES instead of a row.
 """
 
 from collections.abc import Callable
@@ -28,9 +32,9 @@ from tqdm import tqdm
 
 from gddm_kernels.app.config import MODES, TrainConfig, make_schedule
 from gddm_kernels.app.sample import SAMPLER_PROCESSES, reverse_process, sampler_times, to_images
+from gddm_kernels.diffusion import DOMAIN_SCALES, ReverseTrajectory
 from gddm_kernels.dispatch import AUTO, use_backend
 from gddm_kernels.reference import diffusion as spec
-from gddm_kernels.diffusion import DOMAIN_SCALES
 from gddm_kernels.schedules import Schedule
 
 from .harness import Record, time_ms
@@ -40,6 +44,8 @@ STEPS = 50
 # (samples, channels, size): the digit demo's batch and a batch of small RGB images.
 SHAPES = {"cpu": [(64, 1, 16), (16, 3, 64)], "cuda": [(64, 1, 16), (64, 3, 128)]}
 FUSED, EAGER, REFERENCE_BACKEND = "gddm (fused ops)", "reference (eager)", "reference backend"
+GRAPH = "gddm (fused ops, CUDA graph)"
+NOTES: list[str] = []  # failed CUDA-graph captures, for the caller to report
 
 
 class StandInNets:
@@ -98,6 +104,51 @@ def loop(impl: str, config: TrainConfig, sampler: str, samples: int, device: str
     return run
 
 
+def prepared_steps(config: TrainConfig, sampler: str, samples: int, device: str,
+                   generator: torch.Generator) -> Callable[[], Tensor]:
+    """reverse_process's STEPS steps and the reconstruction, with the trajectory (whose
+    construction checks the times on the host) and the start noise made beforehand, as a
+    sampler serving many batches would."""
+    schedule = make_schedule(config).to(device)
+    attenuation = config.process == "attenuation"
+    nets = StandInNets(tuple(torch.randn(config.field_shape(samples), device=device)
+                             for _ in range(2 if attenuation else 1)))
+    k = DOMAIN_SCALES[config.mode]
+    times = sampler_times(sampler, schedule, STEPS, device)[:, None].expand(-1, samples).contiguous()
+    trajectory = ReverseTrajectory(sampler, times, None if attenuation else schedule, domain_scale=k)
+    start = k * torch.randn(config.field_shape(samples), generator=generator, device=device)
+
+    def steps() -> Tensor:
+        x, prev_x0 = start, None
+        with use_backend(AUTO):
+            for i in range(STEPS):
+                outputs = nets.predict(x, times[i], config.precision)
+                if sampler == "dpm":
+                    x, prev_x0 = trajectory.step(i, x, outputs[0], prev_x0=prev_x0)
+                else:
+                    x = trajectory.step(i, x, outputs if attenuation else outputs[0], generator=generator)
+            return to_images(x, config, "dct", 0.0)
+
+    return steps
+
+
+def graph_loop(config: TrainConfig, sampler: str, samples: int) -> Callable[[], None]:
+    """prepared_steps captured in a CUDA graph, warmed up outside it (cuFFT plans, kernel
+    loading, autotuning); returns the graph's replay."""
+    generator = torch.Generator("cuda").manual_seed(0)
+    steps = prepared_steps(config, sampler, samples, "cuda", generator)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        steps()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    graph.register_generator_state(generator)
+    with torch.cuda.graph(graph):
+        steps()
+    return graph.replay
+
+
 def run(device: str, copy_gbps: float) -> list[Record]:
     records = []
     cases = [(mode, sampler, shape) for shape in SHAPES[device] for mode in MODES for sampler in SAMPLER_PROCESSES]
@@ -109,4 +160,12 @@ def run(device: str, copy_gbps: float) -> list[Record]:
             ms = time_ms(loop(impl, config, sampler, samples, device), device)
             records.append(Record(SUITE, f"{mode} {sampler}", f"{STEPS} steps + DCT reconstruction", shape,
                                   "float32", impl, ms, None, None))
+        if device == "cuda":
+            try:
+                replay = graph_loop(config, sampler, samples)
+            except RuntimeError as exc:
+                NOTES.append(f"sampler {mode} {sampler} {shape}: CUDA graph capture failed: {exc}".splitlines()[0])
+                continue
+            records.append(Record(SUITE, f"{mode} {sampler}", f"{STEPS} steps + DCT reconstruction", shape,
+                                  "float32", GRAPH, time_ms(replay, device), None, None))
     return records
