@@ -128,9 +128,19 @@ GDDM_HD float normal_at(int64_t seed, int64_t index) {
   return n[index % kNormalsPerGroup];
 }
 
+// ---- terms ------------------------------------------------------------------------------------
+// c * v, except that a coefficient that is exactly 0 gives exactly 0, also for an infinite or
+// NaN v: a term whose coefficient is 0 is absent from the formula (the specification's
+// non-finite behaviour; 0 * inf would be NaN). A select, so loops of it still vectorise.
+template <typename acc_t>
+GDDM_HD acc_t term(acc_t c, acc_t v) {
+  return c == acc_t(0) ? acc_t(0) : c * v;
+}
+
 // ---- noise-add ---------------------------------------------------------------------------------
 // Forward diffusion of pixel (i, j) of image n (img = n * H * W, the flat index of its first
-// pixel) with per-sample coefficients a = sqrt(g) and s (the noise scale):
+// pixel) with per-sample coefficients a = sqrt(g) and s (the noise scale), each product a
+// `term` (a coefficient 0 drops its term):
 //   image      out = a x + s eps
 //   gradient   out[c] = a gradient(x)[c] + s eps[c]          ("paper": eps of the field's shape)
 //   laplacian  out = a laplacian(x) + s eps
@@ -146,7 +156,7 @@ GDDM_HD void add_noise_pixel(const scalar_t* x0, scalar_t* out, scalar_t* noise_
   // The field that D is applied to: a x (paper noise is added after D) or a x + s eps (exact).
   auto y = [&](int64_t ii, int64_t jj) {
     const int64_t idx = img + ii * W + jj;
-    return exact ? a * acc_t(x0[idx]) + s * eps(idx) : a * acc_t(x0[idx]);
+    return exact ? term(a, acc_t(x0[idx])) + term(s, eps(idx)) : term(a, acc_t(x0[idx]));
   };
   if (domain == kGradient) {
     const bool has_down = i + 1 < H, has_right = j + 1 < W;
@@ -160,8 +170,8 @@ GDDM_HD void add_noise_pixel(const scalar_t* x0, scalar_t* out, scalar_t* noise_
       if (noise_out) noise_out[at] = static_cast<scalar_t>(eps(at));
     } else {
       const acc_t ev = eps(fv), eh = eps(fh);
-      out[fv] = static_cast<scalar_t>(gv + s * ev);
-      out[fh] = static_cast<scalar_t>(gh + s * eh);
+      out[fv] = static_cast<scalar_t>(gv + term(s, ev));
+      out[fh] = static_cast<scalar_t>(gh + term(s, eh));
       if (noise_out) {
         noise_out[fv] = static_cast<scalar_t>(ev);
         noise_out[fh] = static_cast<scalar_t>(eh);
@@ -182,7 +192,7 @@ GDDM_HD void add_noise_pixel(const scalar_t* x0, scalar_t* out, scalar_t* noise_
     if (noise_out) noise_out[at] = static_cast<scalar_t>(eps(at));
   } else {
     const acc_t e = eps(at);
-    out[at] = static_cast<scalar_t>(v + s * e);
+    out[at] = static_cast<scalar_t>(v + term(s, e));
     if (noise_out) noise_out[at] = static_cast<scalar_t>(e);
   }
 }
@@ -196,6 +206,7 @@ GDDM_HD void add_noise_pixel(const scalar_t* x0, scalar_t* out, scalar_t* noise_
 //   eps = e0 x + e1 m + e2 x0 + e3 m2                            (m2: a second model output)
 //   D   = x0 + r (x0 - prev_x0)                                  (DPM-Solver++ 2M)
 //   out = c0 x + c1 D + c2 eps + c3 z
+// Each coefficient times its value is a `term`: a coefficient 0 drops the term.
 enum StepCoef { kA0, kA1, kE0, kE1, kE2, kE3, kR, kC0, kC1, kC2, kC3, kNumStepCoefs };
 
 template <typename acc_t>
@@ -206,12 +217,12 @@ struct StepResult {
 template <typename acc_t>
 GDDM_HD StepResult<acc_t> step_at(const acc_t* k, acc_t x, acc_t m, acc_t m2, acc_t prev_x0, acc_t z,
                                   acc_t clip) {
-  acc_t x0 = k[kA0] * x + k[kA1] * m;
+  acc_t x0 = term(k[kA0], x) + term(k[kA1], m);
   const acc_t clamped = x0 < -clip ? -clip : (x0 > clip ? clip : x0);
   x0 = clip > acc_t(0) ? clamped : x0;  // a select, so loops of steps vectorise
-  const acc_t eps = k[kE0] * x + k[kE1] * m + k[kE2] * x0 + k[kE3] * m2;
-  const acc_t d = x0 + k[kR] * (x0 - prev_x0);
-  return {k[kC0] * x + k[kC1] * d + k[kC2] * eps + k[kC3] * z, x0};
+  const acc_t eps = term(k[kE0], x) + term(k[kE1], m) + term(k[kE2], x0) + term(k[kE3], m2);
+  const acc_t d = x0 + term(k[kR], x0 - prev_x0);
+  return {term(k[kC0], x) + term(k[kC1], d) + term(k[kC2], eps) + term(k[kC3], z), x0};
 }
 
 }  // namespace gddm

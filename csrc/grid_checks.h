@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <initializer_list>
 #include <vector>
 
 namespace gddm {
@@ -35,6 +36,40 @@ inline void check_index(const at::Tensor& t, const at::Tensor& u, int64_t n, con
   TORCH_CHECK(t.is_contiguous() && t.scalar_type() == at::kLong && t.device() == u.device() && t.dim() == 1 &&
                   t.size(0) == n,
               "gddm_C::", op, ": `", arg, "` must be a contiguous int64 tensor of length ", n, " on u's device");
+}
+
+// An index tensor and the bound its values must stay below.
+struct IndexBound {
+  const at::Tensor& t;
+  int64_t limit;
+  const char* arg;
+};
+
+// Every value of every index tensor lies in [0, limit): a loop on the CPU; on a GPU one
+// reduction and one synchronisation for all of them (the failure path then names the first
+// offending tensor and its range).
+inline void check_index_values(std::initializer_list<IndexBound> indices, const char* op) {
+  bool in_range = true;
+  if (indices.begin()->t.is_cpu()) {
+    for (const IndexBound& index : indices) {
+      const int64_t* p = index.t.const_data_ptr<int64_t>();
+      for (int64_t n = 0; n < index.t.numel(); ++n) in_range &= p[n] >= 0 && p[n] < index.limit;
+    }
+  } else {
+    at::Tensor outside;
+    for (const IndexBound& index : indices) {
+      at::Tensor bad = index.t.lt(0).logical_or(index.t.ge(index.limit)).any();
+      outside = outside.defined() ? outside.logical_or(bad) : bad;
+    }
+    in_range = !outside.item<bool>();
+  }
+  if (in_range) return;
+  for (const IndexBound& index : indices) {
+    if (index.t.numel() == 0) continue;
+    const int64_t lo = index.t.min().item<int64_t>(), hi = index.t.max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < index.limit, "gddm_C::", op, ": `", index.arg, "` must hold indices in [0, ",
+                index.limit, "), got values in [", lo, ", ", hi, "]");
+  }
 }
 
 }  // namespace detail
@@ -80,6 +115,8 @@ inline GridSize check_prolong_correct(const at::Tensor& u, const at::Tensor& e, 
   detail::check_index(hi_x, u, g.W, op, "hi_x");
   detail::check_like(w_y, u, {g.H}, op, "w_y");
   detail::check_like(w_x, u, {g.W}, op, "w_x");
+  const int64_t Hc = e.size(-2), Wc = e.size(-1);  // the coarse grid the indices point into
+  detail::check_index_values({{lo_y, Hc, "lo_y"}, {hi_y, Hc, "hi_y"}, {lo_x, Wc, "lo_x"}, {hi_x, Wc, "hi_x"}}, op);
   return g;
 }
 

@@ -28,6 +28,8 @@ inline at::ScalarType arithmetic_dtype(at::ScalarType t) { return t == at::kDoub
 
 // The half spectrum (..., H, W/2+1) a DCT solve works on in place; returns the image count.
 inline int64_t check_spectrum(const at::Tensor& spectrum, int64_t H, int64_t W) {
+  TORCH_CHECK(H >= 1 && W >= 1, "gddm_C::spectral_solve_: the image size `H`, `W` must be at least 1, got ", H,
+              ", ", W);
   TORCH_CHECK(spectrum.is_complex() && spectrum.is_contiguous() && spectrum.dim() >= 2 &&
                   spectrum.size(-2) == H && spectrum.size(-1) == W / 2 + 1,
               "gddm_C::spectral_solve_: expected a contiguous complex (..., H, W//2+1) spectrum");
@@ -36,6 +38,8 @@ inline int64_t check_spectrum(const at::Tensor& spectrum, int64_t H, int64_t W) 
 
 // The transposed spectrum (..., W//2+1, H) of spectral_solve_columns_ -> its batch size.
 inline int64_t check_spectrum_columns(const at::Tensor& spectrum_t, int64_t H, int64_t W) {
+  TORCH_CHECK(H >= 1 && W >= 1, "gddm_C::spectral_solve_columns_: the image size `H`, `W` must be at least 1, got ",
+              H, ", ", W);
   TORCH_CHECK(spectrum_t.is_complex() && spectrum_t.is_contiguous() && spectrum_t.dim() >= 2 &&
                   spectrum_t.size(-2) == W / 2 + 1 && spectrum_t.size(-1) == H,
               "gddm_C::spectral_solve_columns_: expected a contiguous complex (..., W//2+1, H) spectrum");

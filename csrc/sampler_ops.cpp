@@ -133,9 +133,6 @@ std::tuple<at::Tensor, at::Tensor> sampler_add_noise_autograd(const at::Tensor& 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(gddm_C, m) {
-  m.def("step_coefs(Tensor gammas, Tensor t, Tensor t_prev, Tensor? t_last, int sampler, int prediction, float eta, "
-        "float k, bool clip) -> Tensor");
-  m.def("noise_coefs(Tensor gammas, Tensor t, float k) -> Tensor");
   m.def("sampler_step(Tensor x, Tensor m, Tensor? m_uncond, Tensor? m2, Tensor? m2_uncond, Tensor? prev_x0, "
         "Tensor gammas, Tensor t, Tensor t_prev, Tensor? t_last, int sampler, int prediction, float eta, float k, "
         "float guidance, float clip, Tensor? noise, Generator? generator, bool draw_noise, bool write_x0) "

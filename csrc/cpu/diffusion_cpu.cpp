@@ -89,9 +89,9 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
           const scalar_t* xr = x + img + neighbour[q] * W;
           if (exact) {
             load_noise(img + neighbour[q] * W, eps[q]);
-            for (int64_t j = 0; j < W; ++j) rows[q][j] = a * acc_t(xr[j]) + s * eps[q][j];
+            for (int64_t j = 0; j < W; ++j) rows[q][j] = term(a, acc_t(xr[j])) + term(s, eps[q][j]);
           } else {
-            for (int64_t j = 0; j < W; ++j) rows[q][j] = a * acc_t(xr[j]);
+            for (int64_t j = 0; j < W; ++j) rows[q][j] = term(a, acc_t(xr[j]));
           }
         }
         if (domain == kGradient) {
@@ -102,8 +102,8 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
             load_noise(2 * img + i * W, eps[0]);
             load_noise(2 * img + (H + i) * W, eps[2]);
             for (int64_t j = 0; j < W; ++j) {
-              res0[j] += s * eps[0][j];
-              res1[j] += s * eps[2][j];
+              res0[j] += term(s, eps[0][j]);
+              res1[j] += term(s, eps[2][j]);
             }
             if (noise_out) {
               store(noise_out + 2 * img + i * W, eps[0]);
@@ -123,7 +123,7 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
         }
         if (!exact) {
           load_noise(img + i * W, eps[1]);
-          for (int64_t j = 0; j < W; ++j) res0[j] += s * eps[1][j];
+          for (int64_t j = 0; j < W; ++j) res0[j] += term(s, eps[1][j]);
         }
         store(out + img + i * W, res0);
         if (noise_out) store(noise_out + img + i * W, eps[1]);

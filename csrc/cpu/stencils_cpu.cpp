@@ -39,14 +39,14 @@ void gradient_rows(const scalar_t* x, scalar_t* out, const ImageBatch& b, double
         out_v[j] = static_cast<scalar_t>(
             scale * forward_difference(load<kUnitW, acc_t>(down, j, sw), load<kUnitW, acc_t>(row, j, sw), true));
       }
-    } else {
-      for (int64_t j = 0; j < W; ++j) out_v[j] = scalar_t(0);
+    } else {  // scale * 0: NaN for a NaN scale, as everywhere else
+      for (int64_t j = 0; j < W; ++j) out_v[j] = static_cast<scalar_t>(scale * acc_t(0));
     }
     for (int64_t j = 0; j + 1 < W; ++j) {
       out_h[j] = static_cast<scalar_t>(
           scale * forward_difference(load<kUnitW, acc_t>(row, j + 1, sw), load<kUnitW, acc_t>(row, j, sw), true));
     }
-    out_h[W - 1] = scalar_t(0);
+    out_h[W - 1] = static_cast<scalar_t>(scale * acc_t(0));
   }
 }
 

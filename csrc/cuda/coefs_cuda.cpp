@@ -1,12 +1,10 @@
 // CUDA registrations of the coefficient ops (coefs_kernels.cu).
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include "../coefs_args.h"
 #include "coefs_kernels.h"
+#include "host.h"
 
 namespace gddm {
 namespace {
@@ -24,11 +22,11 @@ at::Tensor step_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, const 
   check_times(t, B, t, !attenuation, op, "t");
   check_times(t_prev, B, t, !attenuation, op, "t_prev");
   if (t_last) check_times(*t_last, B, t, true, op, "t_last");
-  const c10::cuda::CUDAGuard guard(t.device());
+  const cuda::DeviceGuard guard(t.device());
   const StepParams params{int(sampler), int(prediction), eta, k, clip};
   at::Tensor out = at::empty({B, kNumStepCoefs}, t.options().dtype(at::kDouble));
   if (B == 0) return out;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = cuda::current_stream();
   if (attenuation) {
     const at::Tensor t64 = t.to(at::kDouble).contiguous(), p64 = t_prev.to(at::kDouble).contiguous();
     cuda::launch_attenuation_step_coefs(t64.const_data_ptr<double>(), p64.const_data_ptr<double>(), B, params,
@@ -41,7 +39,7 @@ at::Tensor step_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, const 
                                      pc.const_data_ptr<int64_t>(), optional_times(lc), B, params,
                                      out.mutable_data_ptr<double>(), stream);
   }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  GDDM_CHECK_LAUNCH();
   return out;
 }
 
@@ -50,10 +48,10 @@ at::Tensor noise_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, doubl
   const bool attenuation = at::isFloatingType(t.scalar_type());
   const char* op = attenuation ? "attenuation_add_noise" : "add_noise";
   check_times(t, B, t, !attenuation, op, "t");
-  const c10::cuda::CUDAGuard guard(t.device());
+  const cuda::DeviceGuard guard(t.device());
   at::Tensor out = at::empty({B, 2}, t.options().dtype(at::kDouble));
   if (B == 0) return out;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  const auto stream = cuda::current_stream();
   if (attenuation) {
     const at::Tensor t64 = t.to(at::kDouble).contiguous();
     cuda::launch_noise_coefs(nullptr, 0, nullptr, t64.const_data_ptr<double>(), B, k, out.mutable_data_ptr<double>(),
@@ -64,13 +62,13 @@ at::Tensor noise_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, doubl
     cuda::launch_noise_coefs(gammas.const_data_ptr<double>(), gammas.numel(), tc.const_data_ptr<int64_t>(), nullptr,
                              B, k, out.mutable_data_ptr<double>(), stream);
   }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  GDDM_CHECK_LAUNCH();
   return out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(gddm_C, CUDA, m) {
+TORCH_LIBRARY_IMPL(GDDM_CUDA_LIBRARY, GDDM_CUDA_KEY, m) {
   m.impl("step_coefs", &step_coefs_cuda);
   m.impl("noise_coefs", &noise_coefs_cuda);
 }

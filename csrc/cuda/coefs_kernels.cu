@@ -3,6 +3,7 @@
 #include <c10/macros/Macros.h>
 
 #include "coefs_kernels.h"
+#include "launch.h"
 
 namespace gddm::cuda {
 namespace {
@@ -13,7 +14,7 @@ int blocks_for(int64_t B) { return static_cast<int>((B + kThreads - 1) / kThread
 
 __global__ void schedule_step_coefs_kernel(const double* gammas, int64_t T, const int64_t* t, const int64_t* t_prev,
                                            const int64_t* t_last, int64_t B, StepParams params, double* out) {
-  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t b = first_x();
   if (b >= B) return;
   const int64_t tb = t[b], pb = t_prev[b];
   CUDA_KERNEL_ASSERT(tb >= 0 && tb < T && pb >= -1 && pb < tb);
@@ -26,7 +27,7 @@ __global__ void schedule_step_coefs_kernel(const double* gammas, int64_t T, cons
 
 __global__ void attenuation_step_coefs_kernel(const double* t, const double* t_prev, int64_t B, StepParams params,
                                               double* out) {
-  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t b = first_x();
   if (b >= B) return;
   CUDA_KERNEL_ASSERT(t[b] > 0 && t[b] <= 1 && t_prev[b] >= 0 && t_prev[b] < t[b]);
   attenuation_step_coefs(params, t[b], t_prev[b], out + b * kNumStepCoefs);
@@ -34,7 +35,7 @@ __global__ void attenuation_step_coefs_kernel(const double* t, const double* t_p
 
 __global__ void noise_coefs_kernel(const double* gammas, int64_t T, const int64_t* t, const double* t_times, int64_t B,
                                    double k, double* out) {
-  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t b = first_x();
   if (b >= B) return;
   if (gammas) {
     CUDA_KERNEL_ASSERT(t[b] >= 0 && t[b] < T);
@@ -51,17 +52,18 @@ __global__ void noise_coefs_kernel(const double* gammas, int64_t T, const int64_
 void launch_schedule_step_coefs(const double* gammas, int64_t T, const int64_t* t, const int64_t* t_prev,
                                 const int64_t* t_last, int64_t B, StepParams params, double* out,
                                 cudaStream_t stream) {
-  schedule_step_coefs_kernel<<<blocks_for(B), kThreads, 0, stream>>>(gammas, T, t, t_prev, t_last, B, params, out);
+  launch(schedule_step_coefs_kernel, dim3(blocks_for(B)), dim3(kThreads), stream, gammas, T, t, t_prev, t_last, B,
+         params, out);
 }
 
 void launch_attenuation_step_coefs(const double* t, const double* t_prev, int64_t B, StepParams params, double* out,
                                    cudaStream_t stream) {
-  attenuation_step_coefs_kernel<<<blocks_for(B), kThreads, 0, stream>>>(t, t_prev, B, params, out);
+  launch(attenuation_step_coefs_kernel, dim3(blocks_for(B)), dim3(kThreads), stream, t, t_prev, B, params, out);
 }
 
 void launch_noise_coefs(const double* gammas, int64_t T, const int64_t* t, const double* t_times, int64_t B, double k,
                         double* out, cudaStream_t stream) {
-  noise_coefs_kernel<<<blocks_for(B), kThreads, 0, stream>>>(gammas, T, t, t_times, B, k, out);
+  launch(noise_coefs_kernel, dim3(blocks_for(B)), dim3(kThreads), stream, gammas, T, t, t_times, B, k, out);
 }
 
 }  // namespace gddm::cuda

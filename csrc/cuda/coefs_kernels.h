@@ -1,7 +1,7 @@
 // Launchers of the CUDA coefficient kernels (coefs_kernels.cu): one thread per sample.
 #pragma once
 
-#include <cuda_runtime.h>
+#include "runtime.h"
 
 #include <cstdint>
 

@@ -1,40 +1,39 @@
-// CUDA kernels of the fused noise-add (one thread per pixel) and the generic denoise-update
-// step (grid-stride over elements); in-kernel Philox noise from a device-side seed.
+// CUDA kernels of the fused noise-add (one thread per pixel, grid-stride loops over rows,
+// columns and (grid.z) images) and the generic denoise-update step (grid-stride over the
+// elements of a sample, grid.y over samples); in-kernel Philox noise from a device-side seed.
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
-#include <algorithm>
-
 #include "../diffusion.h"
 #include "diffusion_kernels.h"
+#include "launch.h"
 
 namespace gddm::cuda {
 namespace {
 
-constexpr int kBlockW = 32;
-constexpr int kBlockH = 8;
+const dim3 kTile(32, 8);
 constexpr int kThreads = 256;
-constexpr int64_t kMaxGridZ = 65535;
-constexpr int64_t kMaxBlocks = 65536;
+constexpr int64_t kMaxBlocks = 65536;  // per sample: enough to fill any GPU, each thread loops
 
 template <typename scalar_t, typename acc_t>
 __global__ void add_noise_kernel(const scalar_t* __restrict__ x0, const acc_t* __restrict__ coefs,
                                  const scalar_t* __restrict__ noise, const int64_t* __restrict__ seed_ptr,
                                  scalar_t* __restrict__ out, scalar_t* __restrict__ noise_out, int64_t images,
                                  int64_t images_per_sample, int64_t H, int64_t W, int domain, bool exact) {
-  const int64_t j = int64_t(blockIdx.x) * kBlockW + threadIdx.x;
-  const int64_t i = int64_t(blockIdx.y) * kBlockH + threadIdx.y;
-  if (i >= H || j >= W) return;
   const int64_t seed = seed_ptr ? *seed_ptr : 0;
-  for (int64_t n = blockIdx.z; n < images; n += gridDim.z) {
-    const int64_t b = n / images_per_sample;
-    const acc_t a = coefs[2 * b], s = coefs[2 * b + 1];
-    if (noise) {
-      add_noise_pixel<acc_t>(x0, out, noise_out, n * H * W, i, j, H, W, domain, exact, a, s,
-                             [&](int64_t idx) { return acc_t(noise[idx]); });
-    } else {
-      add_noise_pixel<acc_t>(x0, out, noise_out, n * H * W, i, j, H, W, domain, exact, a, s,
-                             [&](int64_t idx) { return acc_t(normal_at(seed, idx)); });
+  for (int64_t i = first_y(); i < H; i += stride_y()) {
+    for (int64_t j = first_x(); j < W; j += stride_x()) {
+      for (int64_t n = blockIdx.z; n < images; n += gridDim.z) {
+        const int64_t b = n / images_per_sample;
+        const acc_t a = coefs[2 * b], s = coefs[2 * b + 1];
+        if (noise) {
+          add_noise_pixel<acc_t>(x0, out, noise_out, n * H * W, i, j, H, W, domain, exact, a, s,
+                                 [&](int64_t idx) { return acc_t(noise[idx]); });
+        } else {
+          add_noise_pixel<acc_t>(x0, out, noise_out, n * H * W, i, j, H, W, domain, exact, a, s,
+                                 [&](int64_t idx) { return acc_t(normal_at(seed, idx)); });
+        }
+      }
     }
   }
 }
@@ -54,8 +53,7 @@ __global__ void diffusion_step_kernel(StepInputs in, const acc_t* __restrict__ c
   // grid.y walks the samples (one coefficient row each), grid.x the elements of a sample.
   for (int64_t sample = blockIdx.y; sample * per_sample < numel; sample += gridDim.y) {
     const acc_t* ks = coefs + sample * kNumStepCoefs;
-    for (int64_t local = int64_t(blockIdx.x) * kThreads + threadIdx.x; local < per_sample;
-         local += int64_t(gridDim.x) * kThreads) {
+    for (int64_t local = first_x(); local < per_sample; local += stride_x()) {
       const int64_t idx = sample * per_sample + local;
       auto guided = [&](const scalar_t* cond, const scalar_t* uncond) {
         const acc_t v = acc_t(cond[idx]);
@@ -76,20 +74,17 @@ template <typename scalar_t, typename acc_t>
 void launch_add_noise(const scalar_t* x0, const acc_t* coefs, const scalar_t* noise, const int64_t* seed,
                       scalar_t* out, scalar_t* noise_out, int64_t images, int64_t images_per_sample, int64_t H,
                       int64_t W, int domain, bool exact, cudaStream_t stream) {
-  const dim3 grid(unsigned((W + kBlockW - 1) / kBlockW), unsigned((H + kBlockH - 1) / kBlockH),
-                  unsigned(std::min<int64_t>(images, kMaxGridZ)));
-  add_noise_kernel<<<grid, dim3(kBlockW, kBlockH), 0, stream>>>(x0, coefs, noise, seed, out, noise_out, images,
-                                                                images_per_sample, H, W, domain, exact);
+  launch(add_noise_kernel<scalar_t, acc_t>, tile_grid(H, W, images, kTile), kTile, stream, x0, coefs, noise, seed,
+         out, noise_out, images, images_per_sample, H, W, domain, exact);
 }
 
 template <typename scalar_t, typename acc_t>
 void launch_diffusion_step(const StepInputs& in, const acc_t* coefs, scalar_t* out, scalar_t* x0_out,
                            int64_t numel, int64_t per_sample, double guidance, double clip, cudaStream_t stream) {
   const int64_t samples = numel / per_sample;
-  const int64_t blocks = std::min<int64_t>((per_sample + kThreads - 1) / kThreads, kMaxBlocks);
-  const dim3 grid(unsigned(blocks), unsigned(std::min<int64_t>(samples, kMaxGridZ)));
-  diffusion_step_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
-      in, coefs, out, x0_out, numel, per_sample, acc_t(guidance), acc_t(clip));
+  const dim3 grid(grid_extent(per_sample, kThreads, kMaxBlocks), grid_extent(samples, 1, kMaxGridYZ));
+  launch(diffusion_step_kernel<scalar_t, acc_t>, grid, dim3(kThreads), stream, in, coefs, out, x0_out, numel,
+         per_sample, acc_t(guidance), acc_t(clip));
 }
 
 #define GDDM_INSTANTIATE(scalar_t, acc_t)                                                                        \

@@ -3,7 +3,7 @@
 // int64 seed on the device (read in the kernel: no host sync), or is null when the noise is given.
 #pragma once
 
-#include <cuda_runtime.h>
+#include "runtime.h"
 
 #include <cstdint>
 

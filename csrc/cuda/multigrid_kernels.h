@@ -2,7 +2,7 @@
 // Grids are contiguous (batch, H, W); the coarse grids (batch, ceil(H/2), ceil(W/2)).
 #pragma once
 
-#include <cuda_runtime.h>
+#include "runtime.h"
 
 #include <cstdint>
 

@@ -4,14 +4,12 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/fft_irfft2.h>
 #include <ATen/ops/fft_rfft2.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <vector>
 
 #include "../image_batch.h"
+#include "host.h"
 #include "poisson_kernels.h"
 
 namespace gddm {
@@ -19,41 +17,41 @@ namespace {
 
 at::Tensor dct_reorder_cuda(const at::Tensor& x, bool field, double scale) {
   const ImageBatch b = image_batch(x, field, "dct_reorder");
-  const c10::cuda::CUDAGuard guard(x.device());
+  const cuda::DeviceGuard guard(x.device());
   at::Tensor out = at::empty(image_shape(b), x.options().dtype(arithmetic_dtype(x.scalar_type())));
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     cuda::launch_dct_reorder(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<acc_t>(), b, field, scale,
-                             c10::cuda::getCurrentCUDAStream());
+                             cuda::current_stream());
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  GDDM_CHECK_LAUNCH();
   return out;
 }
 
 void spectral_solve_cuda(at::Tensor& spectrum, int64_t H, int64_t W, double mean) {
   const int64_t batch = check_spectrum(spectrum, H, W);
   if (batch == 0) return;
-  const c10::cuda::CUDAGuard guard(spectrum.device());
+  const cuda::DeviceGuard guard(spectrum.device());
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(spectrum.scalar_type()), "gddm_C", [&] {
     cuda::launch_spectral_solve(reinterpret_cast<Cplx<scalar_t>*>(spectrum.mutable_data_ptr()), batch, H, W,
-                                mean, c10::cuda::getCurrentCUDAStream());
+                                mean, cuda::current_stream());
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  GDDM_CHECK_LAUNCH();
 }
 
 at::Tensor dct_unreorder_cuda(const at::Tensor& v, at::ScalarType dtype) {
   check_unreorder(v, dtype);
-  const c10::cuda::CUDAGuard guard(v.device());
+  const cuda::DeviceGuard guard(v.device());
   at::Tensor out = at::empty(v.sizes(), v.options().dtype(dtype));
   if (out.numel() == 0) return out;
   const int64_t H = v.size(-2), W = v.size(-1), batch = v.numel() / (H * W);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gddm_C", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     cuda::launch_dct_unreorder(v.const_data_ptr<acc_t>(), out.mutable_data_ptr<scalar_t>(), batch, H, W,
-                               c10::cuda::getCurrentCUDAStream());
+                               cuda::current_stream());
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  GDDM_CHECK_LAUNCH();
   return out;
 }
 
@@ -67,7 +65,7 @@ at::Tensor dct_solve_cuda(const at::Tensor& x, bool field, double scale, double 
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(gddm_C, CUDA, m) {
+TORCH_LIBRARY_IMPL(GDDM_CUDA_LIBRARY, GDDM_CUDA_KEY, m) {
   m.impl("dct_solve", &dct_solve_cuda);
   m.impl("dct_reorder", &dct_reorder_cuda);
   m.impl("spectral_solve_", &spectral_solve_cuda);

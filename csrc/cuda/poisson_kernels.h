@@ -1,7 +1,7 @@
 // Launchers of the CUDA kernels of the cosine-transform Poisson solve (poisson_kernels.cu).
 #pragma once
 
-#include <cuda_runtime.h>
+#include "runtime.h"
 
 #include "../poisson.h"
 

@@ -1,13 +1,11 @@
 // CUDA registrations of gddm_C::{gradient, divergence, laplacian}: checks, output allocation
 // and the launch on the current stream (kernels in stencils_kernels.cu).
 #include <ATen/Dispatch.h>
-#include <c10/cuda/CUDAStream.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "../image_batch.h"
+#include "host.h"
 #include "stencils_kernels.h"
 
 namespace gddm {
@@ -17,16 +15,14 @@ template <typename Launch>
 at::Tensor run_cuda(const at::Tensor& x, double scale, bool field_in, bool field_out,
                     const char* name, Launch launch) {
   const ImageBatch b = image_batch(x, field_in, name);
-  TORCH_CHECK(b.H <= cuda::max_height(), "gddm_C::", name, ": image height ", b.H,
-              " exceeds the CUDA kernels' limit ", cuda::max_height());
-  const c10::cuda::CUDAGuard guard(x.device());
+  const cuda::DeviceGuard guard(x.device());
   at::Tensor out = at::empty(field_out ? field_shape(b) : image_shape(b), x.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
     launch(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), b, scale,
-           c10::cuda::getCurrentCUDAStream());
+           cuda::current_stream());
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  GDDM_CHECK_LAUNCH();
   return out;
 }
 
@@ -47,7 +43,7 @@ at::Tensor laplacian_cuda(const at::Tensor& x, double scale) {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(gddm_C, CUDA, m) {
+TORCH_LIBRARY_IMPL(GDDM_CUDA_LIBRARY, GDDM_CUDA_KEY, m) {
   m.impl("gradient", &gradient_cuda);
   m.impl("divergence", &divergence_cuda);
   m.impl("laplacian", &laplacian_cuda);

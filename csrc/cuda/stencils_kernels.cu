@@ -1,11 +1,10 @@
 // CUDA kernels of gddm_C::{gradient, divergence, laplacian}: one thread per output pixel,
 // 32-wide blocks along the row so loads and stores coalesce, neighbour reads served by L1/L2,
-// fp32 (fp64 for double) arithmetic. grid.z walks the batch.
+// fp32 (fp64 for double) arithmetic. Grid-stride loops over rows, columns and (grid.z) images.
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
-#include <algorithm>
-
+#include "launch.h"
 #include "stencils_kernels.h"
 
 namespace gddm::cuda {
@@ -18,19 +17,17 @@ struct Acc<double> { using type = double; };
 
 constexpr int kBlockW = 32;
 constexpr int kBlockH = 8;
-constexpr int64_t kMaxGridYZ = 65535;
 
 template <typename scalar_t>
 __device__ __forceinline__ typename Acc<scalar_t>::type ld(const scalar_t* p) {
   return static_cast<typename Acc<scalar_t>::type>(*p);
 }
 
-// Each thread: pixel (i, j) of images blockIdx.z, blockIdx.z + gridDim.z, ...
-#define GDDM_PIXEL_LOOP(b)                                               \
-  const int64_t j = int64_t(blockIdx.x) * kBlockW + threadIdx.x;         \
-  const int64_t i = int64_t(blockIdx.y) * kBlockH + threadIdx.y;         \
-  if (i >= (b).H || j >= (b).W) return;                                  \
-  for (int64_t n = blockIdx.z; n < (b).batch(); n += gridDim.z)
+// Each thread: its pixels (i, j) of images blockIdx.z, blockIdx.z + gridDim.z, ...
+#define GDDM_PIXEL_LOOP(b)                                         \
+  for (int64_t i = first_y(); i < (b).H; i += stride_y())          \
+    for (int64_t j = first_x(); j < (b).W; j += stride_x())        \
+      for (int64_t n = blockIdx.z; n < (b).batch(); n += gridDim.z)
 
 template <typename scalar_t, typename acc_t = typename Acc<scalar_t>::type>
 __global__ void gradient_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ out,
@@ -72,28 +69,15 @@ __global__ void laplacian_kernel(const scalar_t* __restrict__ x, scalar_t* __res
 }
 #undef GDDM_PIXEL_LOOP
 
-struct Launch {
-  dim3 grid, block;
-};
-
-Launch launch_shape(const ImageBatch& b) {
-  const int64_t gx = (b.W + kBlockW - 1) / kBlockW;
-  const int64_t gy = (b.H + kBlockH - 1) / kBlockH;
-  const int64_t gz = std::min<int64_t>(b.batch(), kMaxGridYZ);
-  return {dim3(unsigned(gx), unsigned(gy), unsigned(gz)), dim3(kBlockW, kBlockH)};
-}
-
 }  // namespace
-
-int64_t max_height() { return kMaxGridYZ * kBlockH; }
 
 #define GDDM_DEFINE_LAUNCHER(NAME)                                                              \
   template <typename scalar_t>                                                                  \
   void launch_##NAME(const scalar_t* in, scalar_t* out, const ImageBatch& b, double scale,      \
                      cudaStream_t stream) {                                                     \
-    const Launch l = launch_shape(b);                                                           \
-    NAME##_kernel<scalar_t><<<l.grid, l.block, 0, stream>>>(                                    \
-        in, out, b, static_cast<typename Acc<scalar_t>::type>(scale));                          \
+    const dim3 block(kBlockW, kBlockH);                                                         \
+    launch(NAME##_kernel<scalar_t>, tile_grid(b.H, b.W, b.batch(), block), block, stream, in, out, b, \
+           static_cast<typename Acc<scalar_t>::type>(scale));                                   \
   }                                                                                             \
   template void launch_##NAME<float>(const float*, float*, const ImageBatch&, double, cudaStream_t); \
   template void launch_##NAME<double>(const double*, double*, const ImageBatch&, double, cudaStream_t); \

@@ -2,7 +2,7 @@
 // headers so that nvcc compiles it quickly). scalar_t: float, double, c10::Half, c10::BFloat16.
 #pragma once
 
-#include <cuda_runtime.h>
+#include "runtime.h"
 
 #include "../stencils.h"
 
@@ -22,8 +22,5 @@ void launch_divergence(const scalar_t* g, scalar_t* out, const ImageBatch& b, do
 template <typename scalar_t>
 void launch_laplacian(const scalar_t* x, scalar_t* out, const ImageBatch& b, double scale,
                       cudaStream_t stream);
-
-// Largest image height a launch accepts (grid.y limit times the block height).
-int64_t max_height();
 
 }  // namespace gddm::cuda

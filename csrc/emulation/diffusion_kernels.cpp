@@ -1,0 +1,2 @@
+// csrc/cuda/diffusion_kernels.cu compiled as C++ for the CUDA emulation module (see module.cpp).
+#include "../cuda/diffusion_kernels.cu"
