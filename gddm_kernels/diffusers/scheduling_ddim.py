@@ -16,6 +16,7 @@ tensor of per-sample timesteps. Dynamic thresholding runs the parent's code (one
 import torch
 from diffusers import DDIMScheduler
 from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
+from diffusers import SchedulerMixin  # noqa: F401  (diffusers' pipeline loader looks the base class up here)
 from torch import Tensor
 
 from ..diffusion import _prediction_coefs

@@ -17,6 +17,7 @@ thresholding run the parent's code (one warning).
 import torch
 from diffusers import DDPMScheduler
 from diffusers.schedulers.scheduling_ddpm import DDPMSchedulerOutput
+from diffusers import SchedulerMixin  # noqa: F401  (diffusers' pipeline loader looks the base class up here)
 from torch import Tensor
 
 from ..diffusion import _prediction_coefs

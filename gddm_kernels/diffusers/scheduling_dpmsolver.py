@@ -25,6 +25,7 @@ from collections import defaultdict
 import torch
 from diffusers import DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerOutput
+from diffusers import SchedulerMixin  # noqa: F401  (diffusers' pipeline loader looks the base class up here)
 from torch import Tensor
 
 from ._fused import (PREDICTION_TYPES, FusedSchedulerMixin, clearing_tables, coef_table, gather_rows,
