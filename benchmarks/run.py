@@ -8,13 +8,13 @@ import argparse
 
 import torch
 
-from . import bench_diffusion, bench_multigrid, bench_poisson, bench_sampler, bench_stencils
+from . import bench_diffusers, bench_diffusion, bench_multigrid, bench_poisson, bench_sampler, bench_stencils
 from .plot import plot
 from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
 
 
 SUITES = {"stencils": bench_stencils, "poisson": bench_poisson, "multigrid": bench_multigrid,
-          "diffusion": bench_diffusion, "sampler": bench_sampler}
+          "diffusion": bench_diffusion, "sampler": bench_sampler, "diffusers": bench_diffusers}
 
 
 def main() -> None:
@@ -35,6 +35,7 @@ def main() -> None:
         bench_multigrid.CROSSOVER_SIZES = bench_multigrid.CROSSOVER_SIZES[:2]
         bench_diffusion.SHAPES[args.device] = [(2, 3, 64, 64)]
         bench_sampler.SHAPES[args.device] = bench_sampler.SHAPES[args.device][:1]
+        bench_diffusers.SHAPES[args.device] = bench_diffusers.SHAPES[args.device][-1:]
 
     env = environment(args.device)
     copy_gbps = copy_bandwidth_gbps(args.device)

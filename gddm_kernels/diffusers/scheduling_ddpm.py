@@ -8,7 +8,8 @@ g' = alphas_cumprod[prev_t] or 1, beta = 1 - g / g'):
 
 with std = sqrt(max((1 - g') / (1 - g) beta, 1e-20)) ("fixed_small", "fixed_small_log") or
 sqrt(beta) ("fixed_large"), and no noise at t = 0. prev_t is the parent's previous_timestep:
-the next entry of `timesteps` after set_timesteps, t - 1 before. Every coefficient is one row
+asked once per t when the table is built (diffusers 0.42: the next entry of `timesteps`
+after set_timesteps, t - 1 before). Every coefficient is one row
 per timestep of a table on the sample's device, so `timestep` may be a number, a one-element
 tensor or a (B,) tensor of per-sample timesteps. Other variance types and dynamic
 thresholding run the parent's code (one warning).
@@ -48,13 +49,13 @@ class FusedDDPMScheduler(CumprodAddNoiseMixin, DDPMScheduler):
         return self._cached(("prev",), self._build_previous_timesteps)
 
     def _build_previous_timesteps(self) -> Tensor:
-        T = self.config.num_train_timesteps
-        if not (self.custom_timesteps or self.num_inference_steps):
-            return torch.arange(T) - 1
-        prev = torch.full((T,), -2, dtype=torch.int64)
-        chain = self.timesteps.cpu().tolist()
-        for i in reversed(range(len(chain))):  # the first occurrence of a t wins, as in the parent
-            prev[chain[i]] = chain[i + 1] if i + 1 < len(chain) else -1
+        # the parent's own rule (it changed across diffusers versions), asked once per t
+        prev = torch.full((self.config.num_train_timesteps,), -2, dtype=torch.int64)
+        for t in range(prev.shape[0]):
+            try:
+                prev[t] = max(int(self.previous_timestep(t)), -1)  # any negative: the clean end
+            except IndexError:  # t is not in the chain set by set_timesteps
+                pass
         return prev
 
     def _step_table(self) -> Tensor:
