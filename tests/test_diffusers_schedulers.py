@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -377,3 +378,74 @@ def test_import_error_names_the_extra():
     )
     result = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
     assert 'pip install "gddm_kernels[diffusers]"' in result.stdout, result.stdout + result.stderr
+
+
+class HostReads(TorchDispatchMode):
+    """Counts reads of tensor values by the host (aten._local_scalar_dense: .item(), int(),
+    bool(); a device sync on a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_steps_do_not_read_timestep_tensors_on_the_host():
+    """A (B,) timestep tensor (as a device tensor would be) is gathered, never read; the
+    DPM-Solver step runs on its host step index. (diffusers' own steps read them.)"""
+    x = start()
+    ddim = FusedDDIMScheduler()
+    ddim.set_timesteps(10)
+    t = ddim.timesteps[[1, 2, 3]]
+    ddim.step(dummy_model(x, t), t, x, eta=0.5)  # builds the table
+    dpm = FusedDPMSolverMultistepScheduler()
+    dpm.set_timesteps(10)
+    dpm.step(dummy_model(x, dpm.timesteps[0]), dpm.timesteps[0], x)  # locates its step index
+    with HostReads() as reads:
+        ddim.step(dummy_model(x, t), t, x, eta=0.5)
+        for s in dpm.timesteps[1:4]:
+            x = dpm.step(dummy_model(x, s), s, x).prev_sample
+        ddim.add_noise(x, torch.randn_like(x), t)
+    assert reads.count == 0
+    stock = diffusers.DDIMScheduler()
+    stock.set_timesteps(10)
+    with HostReads() as reads:
+        stock.step(dummy_model(x, t[0]), t[0], x, eta=0.5)
+    assert reads.count > 0  # the check can fail
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["ddpm", "ddim", "dpm"])
+def test_step_is_cuda_graph_capturable(kind):
+    """With device timesteps and tables built, a step captures into a CUDA graph (no host
+    sync) and its replay equals an eager step."""
+    _, fused_cls = PAIRS[kind]
+    scheduler = fused_cls()
+    scheduler.set_timesteps(10, device="cuda")
+    x = start().cuda()
+    t = scheduler.timesteps[2]
+    m = dummy_model(x, t)
+    if kind == "dpm":
+        scheduler.step(m, scheduler.timesteps[0], x)
+        scheduler.step(m, scheduler.timesteps[1], x)
+    noise = torch.randn_like(x)
+    args = {"eta": 1.0, "variance_noise": noise} if kind == "ddim" else {}
+    eager = scheduler.step(m, t, x, **args).prev_sample
+    if kind == "dpm":
+        scheduler._step_index -= 1
+    graph = torch.cuda.CUDAGraph()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.cuda.graph(graph):
+            captured = scheduler.step(m, t, x, **args).prev_sample
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    graph.replay()
+    if kind != "ddpm":  # the DDPM step draws fresh in-kernel noise
+        torch.testing.assert_close(captured, eager, atol=1e-6, rtol=1e-6)
+    assert torch.isfinite(captured).all()
