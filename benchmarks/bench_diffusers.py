@@ -16,7 +16,7 @@ Bytes moved (the memory-bound floor of a step): DDPM and DDIM read x_t and the m
 and write x_{t-1} and the x_0 prediction (pred_original_sample); DPM-Solver++ also reads the
 previous x_0; add_noise reads x_0 and the noise and writes x_t.
 
-    python -m benchmarks.bench_diffusers [--device cpu|cuda]
+    python -m benchmarks.bench_diffusers [--device cpu|cuda] [--threads N]
 """
 
 import argparse
@@ -129,7 +129,11 @@ def ratios(records: list[Record]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU intra-op threads (default: torch's; 1 is steadier on a shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     records = run(args.device, copy_bandwidth_gbps(args.device))
     print(table(records))
     print()

@@ -201,6 +201,20 @@ def test_ddpm_per_sample_timesteps_match_one_call_per_sample():
         torch.testing.assert_close(out.prev_sample[i:i + 1], expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["ddpm", "ddim"])
+def test_tables_follow_set_timesteps(kind):
+    """The cached coefficients are rebuilt when set_timesteps changes the step size."""
+    stock_cls, fused_cls = PAIRS[kind]
+    stock, fused = stock_cls(), fused_cls()
+    x = start()
+    for steps in (10, 20, 10):
+        for s in (stock, fused):
+            s.set_timesteps(steps)
+        a = stock.step(dummy_model(x, 500), 500, x, generator=torch.Generator().manual_seed(0)).prev_sample
+        b = fused.step(dummy_model(x, 500), 500, x, generator=torch.Generator().manual_seed(0)).prev_sample
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
 def test_dpm_per_sample_scalar_forms_agree():
     """DPM-Solver is driven by its step index: a number, a 0-d and a one-element tensor agree."""
     results = []

@@ -136,6 +136,17 @@ class FusedSchedulerMixin:
         return self._cached((*key, like.device, dtype),
                             lambda: build().to(device=like.device, dtype=dtype).contiguous())
 
+    def _rows(self, key: tuple, like: Tensor, build: Callable[[], Tensor], timestep: int | Tensor,
+              owner: str) -> Tensor:
+        """The (B, n) rows of table `key` (see `_table`) for `timestep`, B = like.shape[0]; the
+        rows of a host timestep are cached too (a pipeline calls each timestep's step alike)."""
+        batch = like.shape[0]
+        if is_host_timestep(timestep):
+            index = int(timestep)
+            return self._cached((*key, "rows", index, batch, like.device, like.dtype == torch.float64),
+                                lambda: gather_rows(self._table(key, like, build), index, batch, owner))
+        return gather_rows(self._table(key, like, build), timestep, batch, owner)
+
     def _falls_back(self, reasons: list[str]) -> bool:
         """True when the fused kernel does not cover this call (`reasons` names the options):
         the caller then runs the parent's code, after one warning per instance and option. In
@@ -153,6 +164,19 @@ class FusedSchedulerMixin:
                 warnings.warn(f"{type(self).__name__}: {reason} is not covered by the fused kernel; such calls run "
                               f"diffusers' {parent} code", UserWarning, stacklevel=3)
         return True
+
+    def _call_reasons(self, model_output: Tensor, timestep: int | Tensor | None, sample: Tensor,
+                      config_key: tuple) -> list[str]:
+        """Why the fused step cannot take this call: the configuration's reasons (its
+        `_config_reasons`, cached under `config_key` until set_timesteps), a model output not
+        of the sample's shape, a host timestep outside [0, num_train_timesteps)."""
+        reasons = list(self._cached(config_key, self._config_reasons))
+        if model_output.shape != sample.shape or not sample.is_floating_point():
+            reasons.append("a model_output not of the sample's shape")
+        if timestep is not None and is_host_timestep(timestep) and not (
+                0 <= int(timestep) < self.config.num_train_timesteps):
+            reasons.append(f"timestep {int(timestep)} outside [0, num_train_timesteps)")
+        return reasons
 
     def _fused_step(self, sample: Tensor, model_output: Tensor, rows: Tensor, *, clip: float | None = None,
                     noise: Tensor | None = None, draws_noise: bool = False,
@@ -176,14 +200,14 @@ class FusedSchedulerMixin:
             reasons.append("add_noise with neither one nor B timesteps")
         return reasons
 
-    def _fused_add_noise(self, original_samples: Tensor, noise: Tensor, timesteps: int | Tensor,
-                         table: Tensor) -> Tensor:
-        """x_t = a x_0 + s eps with per-sample (a, s) rows of `table` (N, 2), one kernel
+    def _fused_add_noise(self, original_samples: Tensor, noise: Tensor, timesteps: int | Tensor, key: tuple,
+                         build: Callable[[], Tensor]) -> Tensor:
+        """x_t = a x_0 + s eps with per-sample (a, s) rows of the table `key` (N, 2), one kernel
         (torch.ops.gddm.add_noise in the image domain: a field is flattened per sample). The
         result has original_samples' dtype; the coefficients are float32 (float64 for float64)."""
         x0 = original_samples.contiguous()
         batch = x0.shape[0]
-        coefs = gather_rows(table, timesteps, batch, f"{type(self).__name__}.add_noise")
+        coefs = self._rows(key, x0, build, timesteps, f"{type(self).__name__}.add_noise")
         flat = (batch, 1, -1)  # (B, 1, N): the image-domain kernel is elementwise per sample
         x_t, _ = ops.add_noise(x0.reshape(flat), coefs, "image", False,
                                noise.to(device=x0.device, dtype=x0.dtype).contiguous().reshape(flat), None, False,
@@ -204,5 +228,4 @@ class CumprodAddNoiseMixin(FusedSchedulerMixin):
         float32 coefficients for half and bfloat16 samples; timesteps: one or B (per sample)."""
         if self._falls_back(self._add_noise_reasons(original_samples, noise, timesteps)):
             return super().add_noise(original_samples, noise, timesteps)
-        table = self._table(("add_noise",), original_samples, self._add_noise_table)
-        return self._fused_add_noise(original_samples, noise, timesteps, table)
+        return self._fused_add_noise(original_samples, noise, timesteps, ("add_noise",), self._add_noise_table)

@@ -20,7 +20,7 @@ from diffusers import SchedulerMixin  # noqa: F401  (diffusers' pipeline loader 
 from torch import Tensor
 
 from ..diffusion import _prediction_coefs
-from ._fused import (PREDICTION_TYPES, CumprodAddNoiseMixin, clearing_tables, coef_table, gather_rows,
+from ._fused import (PREDICTION_TYPES, CumprodAddNoiseMixin, clearing_tables, coef_table,
                      init_with_domain, is_host_timestep, parent_noise)
 
 
@@ -46,7 +46,8 @@ class FusedDDIMScheduler(CumprodAddNoiseMixin, DDIMScheduler):
         coefs.update(c1=g_prev.sqrt(), c2=k * (1 - g_prev - sigma**2).sqrt(), c3=k * sigma)
         return coef_table(coefs, T)
 
-    def _step_reasons(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor) -> list[str]:
+    def _config_reasons(self) -> list[str]:
+        """The options of this configuration that the fused step does not cover."""
         reasons = []
         if self.num_inference_steps is None:
             reasons.append("a step before set_timesteps")  # the parent raises
@@ -56,11 +57,10 @@ class FusedDDIMScheduler(CumprodAddNoiseMixin, DDIMScheduler):
             reasons.append(f"prediction_type={self.config.prediction_type!r}")
         if self.config.clip_sample and not self.config.clip_sample_range > 0:
             reasons.append(f"clip_sample_range={self.config.clip_sample_range}")
-        if tuple(model_output.shape) != tuple(sample.shape) or not sample.is_floating_point():
-            reasons.append("a model_output not of the sample's shape")
-        if is_host_timestep(timestep) and not 0 <= int(timestep) < self.config.num_train_timesteps:
-            reasons.append(f"timestep {int(timestep)} outside [0, num_train_timesteps)")
         return reasons
+
+    def _step_reasons(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor) -> list[str]:
+        return self._call_reasons(model_output, timestep, sample, ("config",))
 
     def step(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor, eta: float = 0.0,
              use_clipped_model_output: bool = False, generator: torch.Generator | None = None,
@@ -75,9 +75,9 @@ class FusedDDIMScheduler(CumprodAddNoiseMixin, DDIMScheduler):
             raise ValueError("Cannot pass both generator and variance_noise. Please make sure that either `generator` "
                              "or `variance_noise` stays `None`.")
         eta = float(eta)
-        table = self._table(("step", eta, bool(use_clipped_model_output)), sample,
-                            lambda: self._step_table(eta, bool(use_clipped_model_output)))
-        rows = gather_rows(table, timestep, sample.shape[0], f"{type(self).__name__}.step")
+        clipped = bool(use_clipped_model_output)
+        rows = self._rows(("step", eta, clipped), sample, lambda: self._step_table(eta, clipped), timestep,
+                          f"{type(self).__name__}.step")
         noise = parent_noise(model_output, generator, variance_noise, eta > 0)
         clip = self.config.clip_sample_range if self.config.clip_sample else None
         prev_sample, x0 = self._fused_step(sample, model_output, rows, clip=clip, noise=noise, draws_noise=eta > 0)

@@ -22,7 +22,7 @@ from diffusers import SchedulerMixin  # noqa: F401  (diffusers' pipeline loader 
 from torch import Tensor
 
 from ..diffusion import _prediction_coefs
-from ._fused import (PREDICTION_TYPES, CumprodAddNoiseMixin, clearing_tables, coef_table, gather_rows,
+from ._fused import (PREDICTION_TYPES, CumprodAddNoiseMixin, clearing_tables, coef_table,
                      init_with_domain, is_host_timestep, parent_noise)
 
 FUSED_VARIANCE_TYPES = ("fixed_small", "fixed_small_log", "fixed_large")
@@ -78,7 +78,8 @@ class FusedDDPMScheduler(CumprodAddNoiseMixin, DDPMScheduler):
         table = coef_table(coefs, T)
         return torch.where((prev >= -1)[:, None], table, float("nan"))
 
-    def _step_reasons(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor) -> list[str]:
+    def _config_reasons(self) -> list[str]:
+        """The options of this configuration that the fused step does not cover."""
         reasons = []
         if self.config.thresholding:
             reasons.append("thresholding=True")
@@ -88,11 +89,11 @@ class FusedDDPMScheduler(CumprodAddNoiseMixin, DDPMScheduler):
             reasons.append(f"prediction_type={self.config.prediction_type!r}")
         if self.config.clip_sample and not self.config.clip_sample_range > 0:
             reasons.append(f"clip_sample_range={self.config.clip_sample_range}")
-        if tuple(model_output.shape) != tuple(sample.shape) or not sample.is_floating_point():
-            reasons.append("a model_output not of the sample's shape")
-        if is_host_timestep(timestep) and not 0 <= int(timestep) < self.config.num_train_timesteps:
-            reasons.append(f"timestep {int(timestep)} outside [0, num_train_timesteps)")
-        elif is_host_timestep(timestep) and self._previous_timesteps()[int(timestep)] < -1:
+        return reasons
+
+    def _step_reasons(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor) -> list[str]:
+        reasons = self._call_reasons(model_output, timestep, sample, ("config", self.variance_type))
+        if not reasons and is_host_timestep(timestep) and self._previous_timesteps()[int(timestep)] < -1:
             reasons.append(f"timestep {int(timestep)} outside the scheduler's timesteps")  # the parent raises
         return reasons
 
@@ -102,8 +103,8 @@ class FusedDDPMScheduler(CumprodAddNoiseMixin, DDPMScheduler):
         Returns DDPMSchedulerOutput(prev_sample, pred_original_sample) or that tuple."""
         if self._falls_back(self._step_reasons(model_output, timestep, sample)):
             return super().step(model_output, timestep, sample, generator=generator, return_dict=return_dict)
-        table = self._table(("step", self.variance_type), sample, self._step_table)
-        rows = gather_rows(table, timestep, sample.shape[0], f"{type(self).__name__}.step")
+        rows = self._rows(("step", self.variance_type), sample, self._step_table, timestep,
+                          f"{type(self).__name__}.step")
         draws = parent_draws(timestep)
         noise = parent_noise(model_output, generator, None, draws)
         clip = self.config.clip_sample_range if self.config.clip_sample else None

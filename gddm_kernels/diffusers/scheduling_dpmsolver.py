@@ -28,7 +28,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerOutput
 from diffusers import SchedulerMixin  # noqa: F401  (diffusers' pipeline loader looks the base class up here)
 from torch import Tensor
 
-from ._fused import (PREDICTION_TYPES, FusedSchedulerMixin, clearing_tables, coef_table, gather_rows,
+from ._fused import (PREDICTION_TYPES, FusedSchedulerMixin, clearing_tables, coef_table,
                      init_with_domain, is_host_timestep)
 
 FUSED_ALGORITHM = "dpmsolver++"
@@ -84,7 +84,8 @@ class FusedDPMSolverMultistepScheduler(FusedSchedulerMixin, DPMSolverMultistepSc
             return 2
         return 3
 
-    def _step_reasons(self, model_output: Tensor, sample: Tensor, order: int) -> list[str]:
+    def _config_reasons(self) -> list[str]:
+        """The options of this configuration that the fused step does not cover."""
         config = self.config
         reasons = []
         if config.algorithm_type != FUSED_ALGORITHM:
@@ -95,10 +96,12 @@ class FusedDPMSolverMultistepScheduler(FusedSchedulerMixin, DPMSolverMultistepSc
             reasons.append(f"prediction_type={config.prediction_type!r}")
         if config.variance_type is not None:
             reasons.append(f"variance_type={config.variance_type!r}")
+        return reasons
+
+    def _step_reasons(self, model_output: Tensor, sample: Tensor, order: int) -> list[str]:
+        reasons = self._call_reasons(model_output, None, sample, ("config",))
         if order not in FUSED_ORDERS:
-            reasons.append(f"a third-order update (solver_order={config.solver_order})")
-        if tuple(model_output.shape) != tuple(sample.shape) or not sample.is_floating_point():
-            reasons.append("a model_output not of the sample's shape")
+            reasons.append(f"a third-order update (solver_order={self.config.solver_order})")
         return reasons
 
     def step(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor,
@@ -113,8 +116,8 @@ class FusedDPMSolverMultistepScheduler(FusedSchedulerMixin, DPMSolverMultistepSc
         order = self._order()
         if self._falls_back(self._step_reasons(model_output, sample, order)):
             return super().step(model_output, timestep, sample, generator, variance_noise, return_dict)
-        table = self._table(("step",), sample, self._step_table)
-        rows = gather_rows(table, 2 * self.step_index + order - 1, sample.shape[0], f"{type(self).__name__}.step")
+        rows = self._rows(("step",), sample, self._step_table, 2 * self.step_index + order - 1,
+                          f"{type(self).__name__}.step")
         prev_sample, x0 = self._fused_step(sample, model_output, rows,
                                            prev_x0=self.model_outputs[-1] if order == 2 else None)
         for i in range(self.config.solver_order - 1):
@@ -153,13 +156,12 @@ class FusedDPMSolverMultistepScheduler(FusedSchedulerMixin, DPMSolverMultistepSc
             return super().add_noise(original_samples, noise, timesteps)
         if self.begin_index is not None:  # the parent's rule: every sample at the current index
             index = self.step_index if self.step_index is not None else self.begin_index
-            table = self._table(("add_noise",), original_samples, self._add_noise_table)
-            return self._fused_add_noise(original_samples, noise, index, table)
+            return self._fused_add_noise(original_samples, noise, index, ("add_noise",), self._add_noise_table)
         T = self.config.num_train_timesteps
-        table = self._table(("add_noise_by_timestep",), original_samples, self._add_noise_table_by_timestep)
         if is_host_timestep(timesteps):
             index = int(timesteps) if 0 <= int(timesteps) < T else T
         else:
             index = timesteps.to(original_samples.device).long()
             index = torch.where((index >= 0) & (index < T), index, T)
-        return self._fused_add_noise(original_samples, noise, index, table)
+        return self._fused_add_noise(original_samples, noise, index, ("add_noise_by_timestep",),
+                                     self._add_noise_table_by_timestep)
