@@ -35,7 +35,7 @@ INFERENCE_STEPS = 50
 STEP_INDEX = 1  # a step in the middle of nowhere special: the second of 50
 # Tensors of the sample's size each call must read + write.
 TRAFFIC = {"ddpm step": 4, "ddim step": 4, "dpm-solver++ step": 5, "add_noise": 3}
-PIPELINE = {"batch": 4, "size": 32, "channels": 3, "block_out_channels": (32, 64), "steps": 50}
+PIPELINE = {"batch": 2, "size": 32, "channels": 3, "block_out_channels": (16, 32), "groups": 8, "steps": 50}
 STOCK, FUSED = "diffusers (stock)", "gddm_kernels.diffusers (fused)"
 
 
@@ -95,7 +95,7 @@ def pipeline_records(device: str) -> list[Record]:
     torch.manual_seed(0)
     unet = diffusers.UNet2DModel(sample_size=PIPELINE["size"], in_channels=PIPELINE["channels"],
                                  out_channels=PIPELINE["channels"], layers_per_block=1,
-                                 block_out_channels=PIPELINE["block_out_channels"],
+                                 block_out_channels=PIPELINE["block_out_channels"], norm_num_groups=PIPELINE["groups"],
                                  down_block_types=("DownBlock2D", "DownBlock2D"),
                                  up_block_types=("UpBlock2D", "UpBlock2D")).to(device).eval()
     shape = f"{PIPELINE['batch']}x{PIPELINE['channels']}x{PIPELINE['size']}x{PIPELINE['size']}"

@@ -8,8 +8,8 @@ parent's own float32 schedule (alphas_cumprod, sigmas), then stored once per (de
 in the arithmetic dtype of the data (float32 for half, bfloat16 and float32 samples, float64
 for float64) until the next `set_timesteps`. A step gathers its rows, (B, 11) in the order of
 STEP_COEFS: a Python number or a one-element CPU tensor selects a row on the host (no device
-read); a tensor on the device, of one or B timesteps, is gathered with index_select on the
-device (no host sync: CUDA-graph capturable).
+read; the expanded rows are cached per timestep); a tensor on the device, of one or B
+timesteps, is gathered with index_select on the device (no host sync: CUDA-graph capturable).
 
 Noise. With a torch `generator` (or `variance_noise`) a step uses exactly the noise the
 parent would: diffusers.utils.torch_utils.randn_tensor with the parent's shape, generator,
@@ -59,8 +59,8 @@ def init_with_domain(parent: type) -> Callable:
 
 
 def clearing_tables(parent_method: Callable) -> Callable:
-    """`parent_method` (set_timesteps, set_begin_index, ...) followed by dropping the tables
-    built from the state it changes; the parent's signature is kept (pipelines inspect it)."""
+    """`parent_method` (set_timesteps) followed by dropping the tables built from the state it
+    changes; the parent's signature is kept (pipelines inspect it)."""
 
     @functools.wraps(parent_method)
     def method(self, *args, **kwargs):

@@ -12,7 +12,8 @@ lambda = log(alpha) - log(sigma), h = lambda_{i+1} - lambda_i and the domain's s
 k cancels out of h, so the domain only enters the x_0 prediction. The order of each call,
 the history `model_outputs` (the x_0 predictions), `lower_order_nums` and `step_index` follow
 the parent exactly; the step index is host state, so the step reads no device value (after
-the first call, which locates its index like the parent unless set_begin_index was called).
+the first call, which locates its index like the parent unless set_begin_index was called);
+all samples share it, so `timestep` is one timestep, as for the parent.
 Every sigma schedule of the parent (karras, exponential, beta, lu lambdas, final_sigmas_type)
 (flow sigmas too) is covered, since the coefficients are built from its sigmas and its own
 alpha/sigma conversion. The SDE and non-"++" algorithm types, third-order updates,
