@@ -9,13 +9,15 @@ import argparse
 
 import torch
 
-from . import bench_diffusion, bench_multigrid, bench_overhead, bench_poisson, bench_sampler, bench_stencils
+from . import (bench_diffusers, bench_diffusion, bench_multigrid, bench_overhead, bench_poisson, bench_sampler,
+               bench_stencils)
 from .plot import plot
 from .harness import add_speedups, copy_bandwidth_gbps, environment, result_name, table, write_results
 
 
 SUITES = {"stencils": bench_stencils, "poisson": bench_poisson, "multigrid": bench_multigrid,
-          "diffusion": bench_diffusion, "sampler": bench_sampler, "overhead": bench_overhead}
+          "diffusion": bench_diffusion, "sampler": bench_sampler, "overhead": bench_overhead,
+          "diffusers": bench_diffusers}
 SUMMARIES = {"poisson": bench_poisson, "overhead": bench_overhead}  # suites with a summary table
 
 
@@ -38,6 +40,7 @@ def main() -> None:
         bench_diffusion.SHAPES[args.device] = [(2, 3, 64, 64)]
         bench_sampler.SHAPES[args.device] = bench_sampler.SHAPES[args.device][:1]
         bench_overhead.SHAPES = bench_overhead.SHAPES[:1]
+        bench_diffusers.SHAPES[args.device] = bench_diffusers.SHAPES[args.device][-1:]
 
     env = environment(args.device)
     copy_gbps = copy_bandwidth_gbps(args.device)
