@@ -11,7 +11,8 @@ import triton.language as tl
 from torch import Tensor
 
 from .._spectral import dct_solve, row_fft_solve
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _tile, divergence
+from .stencils import (BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _offset, _store, _tile, divergence,
+                       needs_int64)
 
 @triton.jit
 def _dct_source(m, N):
@@ -27,11 +28,11 @@ def _dct_position(n, N):
 
 @triton.jit
 def _dct_reorder_kernel(x_ptr, out_ptr, B1, H, W, s_b0, s_b1, s_c, s_h, s_w, scale, FIELD: tl.constexpr,
-                        BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+                        INDEX_64: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
     n, base, m1, m2, inside = _tile(B1, H, W, s_b0, s_b1, BLOCK_H, BLOCK_W)
     i = _dct_source(m1, H)
     j = _dct_source(m2, W)
-    p = x_ptr + base + i * s_h + j * s_w
+    p = x_ptr + base + _offset(i, j, s_h, s_w, INDEX_64)
     if FIELD:  # 0.25 * divergence of the gradient field at (i, j), as in stencils._divergence_kernel
         v = tl.load(p, mask=inside & (i + 1 < H), other=0.0).to(tl.float32)
         v -= tl.load(p - s_h, mask=inside & (i > 0), other=0.0).to(tl.float32)
@@ -103,7 +104,7 @@ def _dct_unreorder_kernel(v_ptr, out_ptr, H, W, BLOCK_H: tl.constexpr, BLOCK_W: 
     n, _, i, j, inside = _tile(1, H, W, 0, 0, BLOCK_H, BLOCK_W)
     src = (n * H + _dct_position(i, H)) * W + _dct_position(j, W)
     v = tl.load(v_ptr + src, mask=inside, other=0.0)
-    tl.store(out_ptr + (n * H + i) * W + j, v.to(out_ptr.dtype.element_ty), mask=inside)
+    _store(out_ptr + (n * H + i) * W + j, v, inside)
 
 
 def _grid(batch: int, rows: int, cols: int) -> tuple[int]:
@@ -119,7 +120,7 @@ def dct_reorder(x: Tensor, field: bool, scale: float) -> Tensor:
     s_c = x.stride(2) if field else 0
     _dct_reorder_kernel[_grid(B0 * B1, H, W)](
         x, out, B1, H, W, s_b0, s_b1, s_c, x.stride(-2), x.stride(-1), scale, FIELD=field,
-        BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+        INDEX_64=needs_int64(x, 2), BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
     return out
 
 
