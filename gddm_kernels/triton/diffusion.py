@@ -11,6 +11,10 @@ from ..reference.diffusion_kernels import STEP_COEFS, noise_shape
 from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _store
 
 STEP_BLOCK = 1024
+# Warps of a launch that generates its noise: Philox4x32-10 and Box-Muller per element are
+# register-heavy, so the same tile over twice the threads (4 pixels a thread, still 128-bit
+# float32 accesses) roughly halves the registers per thread (benchmarks/static_report.py).
+GENERATING_NUM_WARPS = 8
 DOMAIN_CODES = {"image": 0, "gradient": 1, "laplacian": 2}
 COEF = {name: i for i, name in enumerate(STEP_COEFS)}
 
@@ -194,7 +198,7 @@ def add_noise_kernel(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise:
             x0, coefs, noise if noise is not None else x0, seed if seed is not None else coefs, out,
             noise_out if noise_out.numel() else out, images // x0.shape[0], H, W, DOMAIN=DOMAIN_CODES[domain],
             EXACT=exact, GIVEN=not generated, WRITE_NOISE=bool(noise_out.numel()), BLOCK_H=BLOCK_H,
-            BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+            BLOCK_W=BLOCK_W, num_warps=GENERATING_NUM_WARPS if generated else NUM_WARPS)
     return out, noise_out
 
 
@@ -217,5 +221,6 @@ def diffusion_step(x: Tensor, m: Tensor, m_uncond: Tensor | None, m2: Tensor | N
             noise if noise is not None else x, seed if seed is not None else coefs, out,
             x0_out if write_x0 else out, per_sample, guidance, clip,
             HAS_UNCOND=m_uncond is not None, HAS_M2=m2 is not None, HAS_PREV=prev_x0 is not None,
-            NOISE=noise_mode, WRITE_X0=write_x0, BLOCK=STEP_BLOCK, num_warps=NUM_WARPS)
+            NOISE=noise_mode, WRITE_X0=write_x0, BLOCK=STEP_BLOCK,
+            num_warps=GENERATING_NUM_WARPS if noise_mode == 2 else NUM_WARPS)
     return out, x0_out
