@@ -6,7 +6,15 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile
+from .stencils import BLOCK_W, NUM_WARPS, _grid_tile
+
+# Rows of BLOCK_W pixels per program: the stages gather neighbours, cell widths and (restrict)
+# four children per output, so fewer pixels per thread than the stencils. At the stencils' 8 rows
+# ptxas gave smooth 104-128 registers (25% occupancy), restrict 255 and 320 B of spills; at 2 and
+# 1 rows, 40-46 and 69 (benchmarks/static_report.py).
+SMOOTH_BLOCK_H = 2
+RESTRICT_BLOCK_H = 1
+PROLONG_BLOCK_H = 4
 
 
 @triton.jit
@@ -86,8 +94,8 @@ def _prolong_correct_kernel(u_ptr, e_ptr, lo_y_ptr, hi_y_ptr, w_y_ptr, lo_x_ptr,
     tl.store(p, tl.load(p, mask=inside, other=0.0) + (1 - wy) * at_lo + wy * at_hi, mask=inside)
 
 
-def _grid(batch: int, rows: int, cols: int) -> tuple[int]:
-    return (batch * triton.cdiv(rows, BLOCK_H) * triton.cdiv(cols, BLOCK_W),)
+def _grid(batch: int, rows: int, cols: int, block_h: int) -> tuple[int]:
+    return (batch * triton.cdiv(rows, block_h) * triton.cdiv(cols, BLOCK_W),)
 
 
 def _batch(u: Tensor) -> int:
@@ -97,8 +105,8 @@ def _batch(u: Tensor) -> int:
 def mg_smooth_(u: Tensor, f: Tensor, widths_y: Tensor, widths_x: Tensor, color: int) -> None:
     """One red (0) or black (1) Gauss-Seidel half sweep on contiguous (..., H, W), in place."""
     H, W = u.shape[-2:]
-    _smooth_kernel[_grid(_batch(u), H, W)](u, f, widths_y, widths_x, H, W, color, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W,
-                                           num_warps=NUM_WARPS)
+    _smooth_kernel[_grid(_batch(u), H, W, SMOOTH_BLOCK_H)](u, f, widths_y, widths_x, H, W, color, BLOCK_H=SMOOTH_BLOCK_H,
+                                                           BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
 
 
 def mg_residual_restrict(u: Tensor, f: Tensor, widths_y: Tensor, widths_x: Tensor) -> Tensor:
@@ -106,8 +114,8 @@ def mg_residual_restrict(u: Tensor, f: Tensor, widths_y: Tensor, widths_x: Tenso
     H, W = u.shape[-2:]
     Hc, Wc = (H + 1) // 2, (W + 1) // 2
     out = torch.empty(*u.shape[:-2], Hc, Wc, dtype=u.dtype, device=u.device)
-    _residual_restrict_kernel[_grid(_batch(u), Hc, Wc)](u, f, widths_y, widths_x, out, H, W, BLOCK_H=BLOCK_H,
-                                                        BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    _residual_restrict_kernel[_grid(_batch(u), Hc, Wc, RESTRICT_BLOCK_H)](
+        u, f, widths_y, widths_x, out, H, W, BLOCK_H=RESTRICT_BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
     return out
 
 
@@ -116,5 +124,6 @@ def mg_prolong_correct_(u: Tensor, e: Tensor, lo_y: Tensor, hi_y: Tensor, weight
     """u += the bilinear interpolation of the coarse correction e, in place."""
     H, W = u.shape[-2:]
     Hc, Wc = e.shape[-2:]
-    _prolong_correct_kernel[_grid(_batch(u), H, W)](u, e, lo_y, hi_y, weight_y, lo_x, hi_x, weight_x, H, W, Hc, Wc,
-                                                    BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    _prolong_correct_kernel[_grid(_batch(u), H, W, PROLONG_BLOCK_H)](
+        u, e, lo_y, hi_y, weight_y, lo_x, hi_x, weight_x, H, W, Hc, Wc, BLOCK_H=PROLONG_BLOCK_H, BLOCK_W=BLOCK_W,
+        num_warps=NUM_WARPS)

@@ -7,8 +7,13 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .stencils import BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _tile
+from .stencils import (BLOCK_H, BLOCK_W, NUM_WARPS, _grid_tile, _offset, _store, _tile,
+                       needs_int64)
 
+# The spectral solve evaluates four twiddles and four coefficients per pixel pair: 2 rows per
+# program (2 pixels a thread) keep it near 40 registers, where the stencils' 8 rows took 148
+# (19% occupancy; benchmarks/static_report.py).
+SPECTRAL_BLOCK_H = 2
 
 @triton.jit
 def _dct_source(m, N):
@@ -24,11 +29,11 @@ def _dct_position(n, N):
 
 @triton.jit
 def _dct_reorder_kernel(x_ptr, out_ptr, B1, H, W, s_b0, s_b1, s_c, s_h, s_w, scale, FIELD: tl.constexpr,
-                        BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+                        INDEX_64: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
     n, base, m1, m2, inside = _tile(B1, H, W, s_b0, s_b1, BLOCK_H, BLOCK_W)
     i = _dct_source(m1, H)
     j = _dct_source(m2, W)
-    p = x_ptr + base + i * s_h + j * s_w
+    p = x_ptr + base + _offset(i, j, s_h, s_w, INDEX_64)
     if FIELD:  # 0.25 * divergence of the gradient field at (i, j), as in stencils._divergence_kernel
         v = tl.load(p, mask=inside & (i + 1 < H), other=0.0).to(tl.float32)
         v -= tl.load(p - s_h, mask=inside & (i > 0), other=0.0).to(tl.float32)
@@ -100,11 +105,11 @@ def _dct_unreorder_kernel(v_ptr, out_ptr, H, W, BLOCK_H: tl.constexpr, BLOCK_W: 
     n, _, i, j, inside = _tile(1, H, W, 0, 0, BLOCK_H, BLOCK_W)
     src = (n * H + _dct_position(i, H)) * W + _dct_position(j, W)
     v = tl.load(v_ptr + src, mask=inside, other=0.0)
-    tl.store(out_ptr + (n * H + i) * W + j, v.to(out_ptr.dtype.element_ty), mask=inside)
+    _store(out_ptr + (n * H + i) * W + j, v, inside)
 
 
-def _grid(batch: int, rows: int, cols: int) -> tuple[int]:
-    return (batch * triton.cdiv(rows, BLOCK_H) * triton.cdiv(cols, BLOCK_W),)
+def _grid(batch: int, rows: int, cols: int, block_h: int = BLOCK_H) -> tuple[int]:
+    return (batch * triton.cdiv(rows, block_h) * triton.cdiv(cols, BLOCK_W),)
 
 
 def dct_reorder(x: Tensor, field: bool, scale: float) -> Tensor:
@@ -116,15 +121,15 @@ def dct_reorder(x: Tensor, field: bool, scale: float) -> Tensor:
     s_c = x.stride(2) if field else 0
     _dct_reorder_kernel[_grid(B0 * B1, H, W)](
         x, out, B1, H, W, s_b0, s_b1, s_c, x.stride(-2), x.stride(-1), scale, FIELD=field,
-        BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+        INDEX_64=needs_int64(x, 2), BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
     return out
 
 
 def spectral_solve_(spectrum: Tensor, H: int, W: int, mean: float) -> None:
     """In place on the contiguous complex64 half spectrum (..., H, W//2+1)."""
     batch = spectrum.numel() // (H * (W // 2 + 1))
-    _spectral_solve_kernel[_grid(batch, H // 2 + 1, W // 2 + 1)](
-        torch.view_as_real(spectrum), H, W, mean, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    _spectral_solve_kernel[_grid(batch, H // 2 + 1, W // 2 + 1, SPECTRAL_BLOCK_H)](
+        torch.view_as_real(spectrum), H, W, mean, BLOCK_H=SPECTRAL_BLOCK_H, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
 
 
 def dct_unreorder(v: Tensor, dtype: torch.dtype) -> Tensor:
