@@ -28,7 +28,7 @@ from torch.utils import cpp_extension
 root, out = Path(os.environ["ROOT"]), Path(os.environ["OUT"])
 flags = ["-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]  # setup.py's, minus -O3
 sanitize = shlex.split(os.environ["SANITIZE"])
-sources = [str(root / "csrc" / "ops.cpp")] + sorted(str(p) for p in (root / "csrc" / "cpu").glob("*.cpp"))
+sources = sorted(str(p) for p in (root / "csrc").glob("*.cpp")) + sorted(str(p) for p in (root / "csrc" / "cpu").glob("*.cpp"))
 cpp_extension.load(name="_C", sources=sources, extra_cflags=flags + sanitize,
                    extra_ldflags=["-fopenmp", "-fsanitize=address,undefined"], build_directory=str(out / "cpu"))
 package = out / "site" / "gddm_kernels"

@@ -31,10 +31,10 @@ def random_tensor(rng: random.Random) -> torch.Tensor:
     shape = [rng.choice([0, 1, 2, 3, 5, 8]) for _ in range(rank)]
     dtype = rng.choice(DTYPES)
     x = (torch.randn(shape) * rng.choice([1.0, 1e3])).to(dtype) if dtype != torch.bool else torch.ones(shape, dtype=dtype)
-    if x.dim() >= 2 and rng.random() < 0.3:
-        x = x.transpose(-1, -2)
     if x.dim() >= 1 and x.dtype.is_floating_point and x.numel() and rng.random() < 0.15:
         x.view(-1)[0] = rng.choice([float("nan"), float("inf")])
+    if x.dim() >= 2 and rng.random() < 0.3:
+        x = x.transpose(-1, -2)
     return x
 
 
