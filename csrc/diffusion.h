@@ -149,6 +149,12 @@ GDDM_HD acc_t term(acc_t c, acc_t v) {
 // the noise this pixel owns.
 enum Domain { kImage = 0, kGradient = 1, kLaplacian = 2 };
 
+// a x + s eps, the exact model's noisy image (before the operator D).
+template <typename acc_t>
+GDDM_HD acc_t diffused(acc_t a, acc_t x, acc_t s, acc_t eps) {
+  return term(a, x) + term(s, eps);
+}
+
 template <typename acc_t, typename scalar_t, typename Eps>
 GDDM_HD void add_noise_pixel(const scalar_t* x0, scalar_t* out, scalar_t* noise_out, int64_t img, int64_t i,
                              int64_t j, int64_t H, int64_t W, int domain, bool exact, acc_t a, acc_t s, Eps eps) {
@@ -156,7 +162,7 @@ GDDM_HD void add_noise_pixel(const scalar_t* x0, scalar_t* out, scalar_t* noise_
   // The field that D is applied to: a x (paper noise is added after D) or a x + s eps (exact).
   auto y = [&](int64_t ii, int64_t jj) {
     const int64_t idx = img + ii * W + jj;
-    return exact ? term(a, acc_t(x0[idx])) + term(s, eps(idx)) : term(a, acc_t(x0[idx]));
+    return exact ? diffused(a, acc_t(x0[idx]), s, eps(idx)) : term(a, acc_t(x0[idx]));
   };
   if (domain == kGradient) {
     const bool has_down = i + 1 < H, has_right = j + 1 < W;

@@ -4,10 +4,11 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include "../diffusion_args.h"
+#include "../diffusion_checks.h"
 #include "isa.h"
 #include "normals_cpu.h"
 #include "parallel.h"
+#include "stencil_rows.h"
 
 #include <algorithm>
 #include <vector>
@@ -22,30 +23,10 @@ const T* optional_ptr(const c10::optional<at::Tensor>& t) {
   return t ? t->const_data_ptr<T>() : nullptr;
 }
 
-// The paper Laplacian of a row c with the rows above (u) and below (d), edge-replicated.
-template <typename acc_t>
-void laplacian_row(const acc_t* u, const acc_t* c, const acc_t* d, int64_t W, acc_t* out) {
-  if (W == 1) {
-    out[0] = laplacian_from(c[0], u[0], d[0], c[0], c[0]);
-    return;
-  }
-  out[0] = laplacian_from(c[0], u[0], d[0], c[0], c[1]);
-  for (int64_t j = 1; j + 1 < W; ++j) out[j] = laplacian_from(c[j], u[j], d[j], c[j - 1], c[j + 1]);
-  out[W - 1] = laplacian_from(c[W - 1], u[W - 1], d[W - 1], c[W - 2], c[W - 1]);
-}
-
-// The two gradient components of row c (d: the row below, has_down: whether it exists).
-template <typename acc_t>
-void gradient_row(const acc_t* c, const acc_t* d, bool has_down, int64_t W, acc_t* gv, acc_t* gh) {
-  for (int64_t j = 0; j < W; ++j) gv[j] = has_down ? d[j] - c[j] : acc_t(0);
-  for (int64_t j = 0; j + 1 < W; ++j) gh[j] = c[j + 1] - c[j];
-  gh[W - 1] = acc_t(0);
-}
-
 // CPU noise-add, row by row: the rows a pixel row needs (x or, for the exact model,
 // y = a x + s eps, above / at / below it, and its noise rows) are staged in buffers, then the
-// stencil and the noise run as branch-free loops (the maths of add_noise_pixel in
-// csrc/diffusion.h, reorganised for vectorisation).
+// stencil (stencil_rows.h) and the noise run as branch-free loops: add_noise_pixel's maths
+// (csrc/diffusion.h, the same helpers), reorganised for vectorisation.
 std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at::Tensor& coefs, int64_t domain,
                                                  bool exact, const c10::optional<at::Tensor>& noise,
                                                  const c10::optional<at::Tensor>& seed, bool write_noise) {
@@ -89,13 +70,14 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
           const scalar_t* xr = x + img + neighbour[q] * W;
           if (exact) {
             load_noise(img + neighbour[q] * W, eps[q]);
-            for (int64_t j = 0; j < W; ++j) rows[q][j] = term(a, acc_t(xr[j])) + term(s, eps[q][j]);
+            for (int64_t j = 0; j < W; ++j) rows[q][j] = diffused(a, acc_t(xr[j]), s, eps[q][j]);
           } else {
             for (int64_t j = 0; j < W; ++j) rows[q][j] = term(a, acc_t(xr[j]));
           }
         }
         if (domain == kGradient) {
-          gradient_row(rows[1], rows[2], i + 1 < H, W, res0, res1);
+          gradient_row([&](int64_t j) { return rows[1][j]; }, [&](int64_t j) { return rows[2][j]; }, i + 1 < H, W,
+                       [&](int64_t j, acc_t v) { res0[j] = v; }, [&](int64_t j, acc_t v) { res1[j] = v; });
           scalar_t* out_v = out + 2 * img + i * W;
           scalar_t* out_h = out_v + H * W;
           if (!exact) {
@@ -117,7 +99,8 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
           continue;
         }
         if (domain == kLaplacian) {
-          laplacian_row(rows[0], rows[1], rows[2], W, res0);
+          laplacian_row([&](int64_t j) { return rows[0][j]; }, [&](int64_t j) { return rows[1][j]; },
+                        [&](int64_t j) { return rows[2][j]; }, W, [&](int64_t j, acc_t v) { res0[j] = v; });
         } else {
           std::copy(rows[1], rows[1] + W, res0);
         }

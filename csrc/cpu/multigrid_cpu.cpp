@@ -5,7 +5,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "../grid_checks.h"
+#include "../multigrid_checks.h"
 #include "../multigrid.h"
 #include "parallel.h"
 

@@ -17,7 +17,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../image_batch.h"
+#include "../image_checks.h"
 #include "../poisson.h"
 #include "isa.h"
 #include "parallel.h"

@@ -10,8 +10,9 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "../image_batch.h"
+#include "../image_checks.h"
 #include "parallel.h"
+#include "stencil_rows.h"
 
 namespace gddm {
 namespace {
@@ -88,15 +89,10 @@ void laplacian_rows(const scalar_t* x, scalar_t* out, const ImageBatch& b, doubl
     const scalar_t* up = i > 0 ? row - b.s_h : row;           // edge-replicate
     const scalar_t* down = i + 1 < b.H ? row + b.s_h : row;
     scalar_t* o = out + (n * b.H + i) * W;
-    auto at = [&](int64_t j, int64_t j_left, int64_t j_right) {
-      return static_cast<scalar_t>(
-          scale * laplacian_from(load<kUnitW, acc_t>(row, j, sw), load<kUnitW, acc_t>(up, j, sw),
-                                 load<kUnitW, acc_t>(down, j, sw), load<kUnitW, acc_t>(row, j_left, sw),
-                                 load<kUnitW, acc_t>(row, j_right, sw)));
-    };
-    o[0] = at(0, 0, std::min<int64_t>(1, W - 1));
-    for (int64_t j = 1; j + 1 < W; ++j) o[j] = at(j, j - 1, j + 1);
-    if (W > 1) o[W - 1] = at(W - 1, W - 2, W - 1);
+    laplacian_row([=](int64_t j) { return load<kUnitW, acc_t>(up, j, sw); },
+                  [=](int64_t j) { return load<kUnitW, acc_t>(row, j, sw); },
+                  [=](int64_t j) { return load<kUnitW, acc_t>(down, j, sw); }, W,
+                  [=](int64_t j, acc_t v) { o[j] = static_cast<scalar_t>(scale * v); });
   }
 }
 

@@ -3,7 +3,7 @@
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
-#include "../diffusion_args.h"
+#include "../diffusion_checks.h"
 #include "host.h"
 #include "diffusion_kernels.h"
 

@@ -3,7 +3,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "../grid_checks.h"
+#include "../multigrid_checks.h"
 #include "host.h"
 #include "multigrid_kernels.h"
 

@@ -8,7 +8,7 @@
 
 #include <vector>
 
-#include "../image_batch.h"
+#include "../image_checks.h"
 #include "host.h"
 #include "poisson_kernels.h"
 

@@ -4,7 +4,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "../image_batch.h"
+#include "../image_checks.h"
 #include "host.h"
 #include "stencils_kernels.h"
 

@@ -1,5 +1,6 @@
-// Host-side helpers shared by the CPU and CUDA op implementations: argument checks and the
-// ImageBatch descriptor of a (B0, B1, [2,] H, W) tensor.
+// Argument checks of the stencil and cosine-transform kernels (host side), shared by the CPU
+// and CUDA registrations: the checked ImageBatch of a (B0, B1, [2,] H, W) tensor, the spectrum
+// and solution checks of the DCT solve, and the output shapes.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "diffusion.h"
-#include "image_batch.h"
+#include "image_checks.h"
 
 namespace gddm {
 
