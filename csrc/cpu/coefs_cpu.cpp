@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "../coefs_args.h"
+#include "../coefs_checks.h"
 
 namespace gddm {
 namespace {

@@ -2,7 +2,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "../coefs_args.h"
+#include "../coefs_checks.h"
 #include "coefs_kernels.h"
 #include "host.h"
 
