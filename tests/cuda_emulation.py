@@ -6,6 +6,7 @@ For tests only: a normal install never builds it. The build is cached in build/c
 (or $GDDM_EMULATION_BUILD_DIR), with $GDDM_EMULATION_CFLAGS added to the compiler flags
 (scripts/sanitize.sh builds a sanitized copy this way)."""
 
+import functools
 import os
 import shlex
 from pathlib import Path
@@ -26,6 +27,7 @@ def sources() -> list[str]:
     return [str(p) for p in files]
 
 
+@functools.cache  # once per process: a second library registering gddm_emu would abort
 def load() -> object:
     """Builds (or reuses) the module and loads it; returns torch.ops.gddm_emu."""
     build_dir = Path(os.environ.get("GDDM_EMULATION_BUILD_DIR", ROOT / "build" / "cuda-emulation"))
