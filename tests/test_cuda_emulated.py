@@ -11,8 +11,9 @@ import torch
 import gddm_kernels  # noqa: F401  (loads gddm_kernels._C: the CPU kernels compared with)
 from gddm_kernels import diffusion as fused
 from gddm_kernels._multigrid import fused_stages, solve as multigrid_solve
-from gddm_kernels._spectral import RECONSTRUCT_SCALE, row_fft_solve
-from gddm_kernels.reference import diffusion_kernels as spec
+from gddm_kernels._spectral import RECONSTRUCT_SCALE
+from gddm_kernels import _diffusion_contract as contract
+from gddm_kernels.reference import fused_diffusion as spec
 from gddm_kernels.reference import multigrid as ref_mg
 from gddm_kernels.reference import poisson as ref_poisson
 from gddm_kernels.reference import random as ref_random
@@ -268,7 +269,16 @@ def test_multigrid_beyond_grid_limits(emu):
 
 # ---- diffusion: noise-add ----------------------------------------------------------------------
 
-DOMAINS = list(spec.DOMAINS)
+
+def row_fft_solve(x, field, scale, mean, kernels):
+    """The CUDA backend's DCT solve (csrc/cuda/poisson_cuda.cpp dct_solve) with the given passes."""
+    H, W = x.shape[-2:]
+    spectrum = torch.fft.rfft2(kernels.dct_reorder(x, field, scale))
+    kernels.spectral_solve_(spectrum, H, W, mean)
+    return kernels.dct_unreorder(torch.fft.irfft2(spectrum, s=(H, W)), x.dtype)
+
+
+DOMAINS = list(contract.DOMAINS)
 NOISE_SHAPES = [(2, 1, 1, 1), (2, 1, 1, 40), (2, 1, 40, 1), (3, 2, BLOCK_H - 1, BLOCK_W + 1), (1, 3, BLOCK_H, BLOCK_W)]
 
 
@@ -283,9 +293,9 @@ def noise_coefs(batch: int, dtype: torch.dtype) -> torch.Tensor:
 def test_add_noise_given(emu, domain, exact, dtype, shape):
     x0 = torch.randn(shape, dtype=torch.float64).to(dtype)
     coefs = noise_coefs(shape[0], dtype)
-    noise = torch.randn(spec.noise_shape(x0.shape, domain, exact), dtype=torch.float64).to(dtype)
+    noise = torch.randn(contract.noise_shape(x0.shape, domain, exact), dtype=torch.float64).to(dtype)
     out, written = emu.add_noise(x0, coefs, DOMAINS.index(domain), exact, noise, None, True)
-    expected, _ = spec.add_noise_kernel(x0.double(), coefs.double(), domain, exact, noise.double(), None, False)
+    expected, _ = spec.add_noise(x0.double(), coefs.double(), domain, exact, noise.double(), None, False)
     close(out, expected, dtype)
     assert written.numel() == 0
 
@@ -304,10 +314,10 @@ def test_add_noise_philox(emu, domain, exact, dtype, shape):
     out, noise = emu.add_noise(x0, coefs, code, exact, None, seed, True)
     cpu_out, cpu_noise = torch.ops.gddm_C.add_noise(x0, coefs, code, exact, None, seed, True)
     assert torch.equal(noise, cpu_noise)
-    stream = ref_random.normal(int(seed), spec.noise_shape(x0.shape, domain, exact))
+    stream = ref_random.normal(int(seed), contract.noise_shape(x0.shape, domain, exact))
     noise_dtype = torch.float32 if dtype == torch.float64 else dtype  # the stream is float32
     close(noise.to(noise_dtype), stream.to(noise_dtype).double(), noise_dtype)
-    expected, _ = spec.add_noise_kernel(x0.double(), coefs.double(), domain, exact, noise.double(), None, False)
+    expected, _ = spec.add_noise(x0.double(), coefs.double(), domain, exact, noise.double(), None, False)
     close(out, expected, dtype)
     close(cpu_out, expected, dtype)
 
@@ -321,7 +331,7 @@ def test_add_noise_beyond_grid_limits(emu, domain):
         seed = torch.tensor([7], dtype=torch.int64)
         for exact in (False, True):
             out, noise = emu.add_noise(x0, coefs, DOMAINS.index(domain), exact, None, seed, True)
-            expected, _ = spec.add_noise_kernel(x0.double(), coefs.double(), domain, exact, noise.double(), None, False)
+            expected, _ = spec.add_noise(x0.double(), coefs.double(), domain, exact, noise.double(), None, False)
             close(out, expected, torch.float32)
             assert torch.equal(noise, torch.ops.gddm_C.add_noise(x0, coefs, DOMAINS.index(domain), exact, None, seed,
                                                                  True)[1])
@@ -395,7 +405,7 @@ def test_diffusion_step(emu, sampler, dtype, guided, noise_source):
 def test_diffusion_step_beyond_grid_limits(emu):
     """More samples (one coefficient row each, carried on gridDim.y) than 65535; whole grid."""
     x, m = torch.randn(MANY, 3), torch.randn(MANY, 3)
-    table = torch.randn(MANY, len(spec.STEP_COEFS))
+    table = torch.randn(MANY, len(contract.STEP_COEFS))
     seed = torch.tensor([3], dtype=torch.int64)
     out, x0 = emu.diffusion_step(x, m, None, None, None, None, table, 0.0, 0.0, None, seed, True)
     expected, expected_x0 = spec.diffusion_step(x.double(), m.double(), None, None, None, None, table.double(), 0.0,

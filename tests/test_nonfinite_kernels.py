@@ -10,7 +10,8 @@ import torch
 
 import gddm_kernels  # noqa: F401  (loads gddm_kernels._C)
 from gddm_kernels import diffusion as fused
-from gddm_kernels.reference import diffusion_kernels as spec
+from gddm_kernels import _diffusion_contract as contract
+from gddm_kernels.reference import fused_diffusion as spec
 from gddm_kernels.reference import stencils as ref
 from gddm_kernels.schedules import linear_schedule
 
@@ -40,7 +41,7 @@ def ddim_clip_table() -> torch.Tensor:
     re-derived from it (e1 == 0), so the step is finite (the specification's value)."""
     t, t_prev = torch.tensor([999, 400]), torch.tensor([900, -1])
     table = fused._coef_table(fused._ddim_coefs(t, t_prev, linear_schedule(), 0.0, 1.0, "eps", 1.0)).float()
-    assert (table[:, spec.STEP_COEFS.index("e1")] == 0).all() and (table[:, spec.STEP_COEFS.index("a1")] != 0).all()
+    assert (table[:, contract.STEP_COEFS.index("e1")] == 0).all() and (table[:, contract.STEP_COEFS.index("a1")] != 0).all()
     return table
 
 
@@ -64,7 +65,7 @@ def test_zero_coefficient_drops_infinite_model_output(libraries, library, dtype)
 @pytest.mark.parametrize("absent", ["every", "c3"])
 def test_zero_step_coefficients_drop_infinite_inputs(libraries, library, absent):
     """Inputs whose coefficients are all 0 do not reach the output, infinite or NaN."""
-    names = spec.STEP_COEFS
+    names = contract.STEP_COEFS
     table = torch.rand(2, len(names)) + 0.5
     poisoned = {"every": ["m2", "prev_x0", "noise"], "c3": ["noise"]}[absent]
     zero = {"m2": ["e3"], "prev_x0": ["r"], "noise": ["c3"]}
@@ -84,14 +85,14 @@ def test_zero_step_coefficients_drop_infinite_inputs(libraries, library, absent)
 
 @pytest.mark.parametrize("library", LIBRARIES, ids=IDS)
 @pytest.mark.parametrize("exact", [False, True], ids=["paper", "exact"])
-@pytest.mark.parametrize("domain", list(spec.DOMAINS))
+@pytest.mark.parametrize("domain", list(contract.DOMAINS))
 def test_add_noise_zero_coefficient_drops_infinite_values(libraries, library, domain, exact):
     """a == 0 drops an infinite x0, s == 0 an infinite noise: the rest of x_t is computed as if
     the dropped value were 0."""
-    code = spec.DOMAINS.index(domain)
+    code = contract.DOMAINS.index(domain)
     add_noise = getattr(libraries[library], "add_noise")
     x0 = torch.randn(2, 1, 5, 6)
-    noise = torch.randn(spec.noise_shape(x0.shape, domain, exact))
+    noise = torch.randn(contract.noise_shape(x0.shape, domain, exact))
     coefs = torch.tensor([[0.0, 0.7], [0.8, 0.0]])  # sample 0: a == 0; sample 1: s == 0
     x0_bad, noise_bad = x0.clone(), noise.clone()
     x0_bad[0] = INF

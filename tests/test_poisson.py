@@ -4,11 +4,14 @@ DCT as an independent oracle, the accuracy contract, autograd, opcheck, compile,
 import math
 
 import numpy as np
+import dataclasses
+
 import pytest
 import scipy.fft
 import torch
 
 import gddm_kernels as gk
+from gddm_kernels import dispatch
 from gddm_kernels import _spectral, reference
 
 from conftest import FAST_CASES, HAS_CUDA, supports
@@ -91,7 +94,9 @@ def test_cpu_fused_solve_matches_scipy(hw):
 def dct_path(request, monkeypatch) -> str:
     """Forces the FFT path or the cosine-matrix path of the DCT solve for every size."""
     limit = 0 if request.param == "fft" else 1 << 30
-    monkeypatch.setattr(_spectral, "MATMUL_MAX_SIZE", {"cpu": limit, "cuda": limit})
+    for name, backend in list(dispatch.BACKENDS.items()):
+        if backend.fast:
+            monkeypatch.setitem(dispatch.BACKENDS, name, dataclasses.replace(backend, dct_matmul_max_size=limit))
     return request.param
 
 

@@ -68,7 +68,7 @@ def test_truncation_would_be_caught():
 def test_add_noise_rounds_to_nearest(domain, exact):
     x0 = _bf16(SHAPE)
     coefs = torch.rand(SHAPE[0], 2)
-    noise = _bf16(reference.diffusion_kernels.noise_shape(x0.shape, domain, exact))
+    noise = _bf16(reference.fused_diffusion.noise_shape(x0.shape, domain, exact))
     out, _ = torch.ops.gddm.add_noise(x0, coefs, domain, exact, noise, None, False, "triton")
     wide, _ = torch.ops.gddm.add_noise(x0.float(), coefs, domain, exact, noise.float(), None, False, "triton")
     _check(out, wide)
