@@ -65,7 +65,7 @@ def check_multigrid_args(f: object, x0: object, tol: object, max_cycles: object,
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
         raise ValueError(f"gddm.{op}: argument `tol` must be a number > 0, got {tol!r}")
     if isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or not 1 <= max_cycles <= MAX_MULTIGRID_CYCLES:
-        raise ValueError(f"gddm.{op}: argument `max_cycles` must be an integer in [1, {MAX_MULTIGRID_CYCLES}], "
+        raise ValueError(f"gddm.{op}: argument `max_cycles` must be an integer >= 1 and <= {MAX_MULTIGRID_CYCLES}, "
                          f"got {max_cycles!r}")
     if cycle not in MULTIGRID_CYCLES:
         raise ValueError(f"gddm.{op}: argument `cycle` must be one of {MULTIGRID_CYCLES}, got {cycle!r}")

@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 
 from .._diffusion_checks import (check_choice, check_clip, check_eta, check_forward,
-                                 check_guidance, check_like, check_pair, check_positive, check_sample,
+                                 check_guidance, check_like, check_pair, check_positive, check_sample, describe,
                                  check_unit_times)
 from .._diffusion_contract import (ATTENUATION_PREDICTION_TYPES, DOMAIN_SCALES, NOISE_MODELS, PREDICTION_TYPES,
                                    noise_shape)
