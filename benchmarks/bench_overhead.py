@@ -206,12 +206,22 @@ def _recording_kernel_ops() -> Iterator[list[Call]]:
     names = [n.split("::", 1)[1] for n in torch._C._dispatch_get_all_op_names() if n.startswith("gddm_C::")]
     originals = {name: getattr(namespace, name) for name in names}
 
-    def recorder(op: object) -> Callable:
-        def record(*args, **kwargs):
-            out = op(*args, **kwargs)
-            calls.append(Call(op, args, kwargs, out))
+    class Recorder:
+        """Records the calls of one op; every other attribute (its overloads, which the
+        dispatcher looks up when C++ code calls the op under a Python mode) is the op's."""
+
+        def __init__(self, op: object) -> None:
+            self.op = op
+
+        def __call__(self, *args, **kwargs):
+            out = self.op(*args, **kwargs)
+            calls.append(Call(self.op, args, kwargs, out))
             return out
-        return record
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.op, name)
+
+    recorder = Recorder
 
     try:
         for name, op in originals.items():
