@@ -5,11 +5,14 @@ traffic, is the cost.
 Every public op is timed through each layer it goes through, with the same arguments:
 
   "public API"        the function users call (gddm_kernels.laplacian, diffusion.ddim_step, ...);
-  "torch.ops.gddm"    the registered op the public function calls, replayed with the exact
-                      arguments it received on one recorded call (recorded at the dispatcher
-                      by a TorchDispatchMode, which sees only the outermost gddm op);
+  "torch.ops.gddm"    the registered Python op the public function calls, replayed with the
+                      exact arguments it received on one recorded call (recorded at the
+                      dispatcher by a TorchDispatchMode, which sees only the outermost gddm op);
+                      on the compiled fast path (CPU and CUDA tensors with the compiled backend
+                      in force) the public function skips this layer and no row is written;
   "torch.ops.gddm_C"  the compiled kernel's op, replayed likewise with the arguments the layer
-                      above handed it, where the whole op is one such call. Where the path runs
+                      above handed it, where the whole op is one such call (on the fast path:
+                      the C++ op the public function calls). Where the path runs
                       none (e.g. the small-image Poisson solve by matrix products) or several
                       (multigrid), no row is written and the run prints which ones it runs.
 

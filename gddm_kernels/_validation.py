@@ -80,23 +80,20 @@ def arithmetic_dtype(dtype: torch.dtype) -> torch.dtype:
 def _check_coefs(coefs: object, x: Tensor, columns: int, op: str) -> None:
     coefs = check_tensor(coefs, op, "coefs")
     expected = arithmetic_dtype(x.dtype)
-    if (coefs.dim() != 2 or coefs.shape != (x.shape[0], columns) or coefs.dtype != expected
-            or coefs.device != x.device or not coefs.is_contiguous()):
+    if coefs.dim() != 2 or coefs.shape != (x.shape[0], columns) or coefs.dtype != expected or coefs.device != x.device:
         raise ValueError(
-            f"gddm.{op}: argument `coefs` must be a contiguous ({x.shape[0]}, {columns}) {expected} tensor on "
-            f"{x.device} (one row per sample), got {'a non-contiguous ' if not coefs.is_contiguous() else ''}"
-            f"shape {tuple(coefs.shape)}, {coefs.dtype} on {coefs.device}")
+            f"gddm.{op}: argument `coefs` must be a ({x.shape[0]}, {columns}) {expected} tensor on {x.device} "
+            f"(one row per sample), got shape {tuple(coefs.shape)}, {coefs.dtype} on {coefs.device}")
 
 
 def _check_same(t: object, x: Tensor, shape: tuple[int, ...], op: str, arg: str) -> None:
     if t is None:
         return
     t = check_tensor(t, op, arg)
-    if tuple(t.shape) != tuple(shape) or t.dtype != x.dtype or t.device != x.device or not t.is_contiguous():
+    if tuple(t.shape) != tuple(shape) or t.dtype != x.dtype or t.device != x.device:
         raise ValueError(
-            f"gddm.{op}: argument `{arg}` must be a contiguous tensor of shape {tuple(shape)}, {x.dtype} on "
-            f"{x.device}, got {'a non-contiguous ' if not t.is_contiguous() else ''}shape {tuple(t.shape)}, "
-            f"{t.dtype} on {t.device}")
+            f"gddm.{op}: argument `{arg}` must be a tensor of shape {tuple(shape)}, {x.dtype} on {x.device}, "
+            f"got shape {tuple(t.shape)}, {t.dtype} on {t.device}")
 
 
 def _check_seed(seed: object, x: Tensor, op: str) -> None:
@@ -111,14 +108,14 @@ def _check_seed(seed: object, x: Tensor, op: str) -> None:
 
 def check_add_noise_args(x0: object, coefs: object, domain: object, exact: bool, noise: object,
                          seed: object) -> Tensor:
-    """The fused noise-add's arguments (every backend accepts exactly these): contiguous images
-    x0 (B, ..., H, W), coefs (B, 2) in the arithmetic dtype, a known domain, exactly one of
-    `noise` (the noise's shape, x0's dtype, contiguous) and `seed`."""
+    """The fused noise-add's arguments (every backend accepts exactly these, in any layout):
+    images x0 (B, ..., H, W), coefs (B, 2) in the arithmetic dtype, a known domain, exactly one
+    of `noise` (the noise's shape, x0's dtype) and `seed`."""
     op = "add_noise"
     x0 = check_image(x0, op, "x0")
-    if x0.dim() < 3 or not x0.is_contiguous():
-        raise ValueError(f"gddm.{op}: argument `x0` must be a contiguous (B, ..., H, W) tensor with at least 3 dims, "
-                         f"got shape {tuple(x0.shape)}{'' if x0.is_contiguous() else ' (non-contiguous)'}")
+    if x0.dim() < 3:
+        raise ValueError(f"gddm.{op}: argument `x0` must be a (B, ..., H, W) tensor with at least 3 dims, "
+                         f"got shape {tuple(x0.shape)}")
     if domain not in DOMAINS:
         raise ValueError(f"gddm.{op}: argument `domain` must be one of {DOMAINS}, got {domain!r}")
     if (noise is None) == (seed is None):
@@ -131,14 +128,13 @@ def check_add_noise_args(x0: object, coefs: object, domain: object, exact: bool,
 
 def check_step_args(x: object, m: object, m_uncond: object, m2: object, m2_uncond: object, prev_x0: object,
                     coefs: object, noise: object, seed: object) -> Tensor:
-    """The fused step's arguments (every backend accepts exactly these): contiguous x (B, ...),
-    model outputs, previous x0 and noise of x's shape and dtype, contiguous, coefs (B, 11) in
-    the arithmetic dtype, at most one of `noise` and `seed`."""
+    """The fused step's arguments (every backend accepts exactly these, in any layout): x
+    (B, ...), model outputs, previous x0 and noise of x's shape and dtype, coefs (B, 11) in the
+    arithmetic dtype, at most one of `noise` and `seed`."""
     op = "diffusion_step"
     x = check_tensor(x, op, "x")
-    if x.dim() < 1 or not x.is_contiguous():
-        raise ValueError(f"gddm.{op}: argument `x` must be a contiguous (B, ...) tensor, got shape "
-                         f"{tuple(x.shape)}{'' if x.is_contiguous() else ' (non-contiguous)'}")
+    if x.dim() < 1:
+        raise ValueError(f"gddm.{op}: argument `x` must be a (B, ...) tensor, got shape {tuple(x.shape)}")
     if m is None:
         raise ValueError(f"gddm.{op}: argument `m` (the model output) must be a tensor, got None")
     for name, t in (("m", m), ("m_uncond", m_uncond), ("m2", m2), ("m2_uncond", m2_uncond), ("prev_x0", prev_x0),

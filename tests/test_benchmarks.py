@@ -25,7 +25,8 @@ def test_overhead_suite_yields_every_op_with_ratios(monkeypatch):
     rows = {(r.op, r.impl): r for r in records}
     for op in overhead.public_calls(TINY, "cpu"):
         assert (op, overhead.PUBLIC) in rows, op
-        assert (op, overhead.OP_LAYER) in rows, op  # every public op is one registered op
+        # every public op is one registered op: torch.ops.gddm, or gddm_C's C++ op on the fast path
+        assert {(op, overhead.OP_LAYER), (op, overhead.KERNEL)} & rows.keys(), op
     assert all(math.isfinite(r.time_ms) and r.time_ms > 0 for r in records)
     conv = rows[(overhead.CONV2D, overhead.BASELINE)].time_ms
     for r in records:
@@ -42,7 +43,7 @@ def test_overhead_suite_yields_every_op_with_ratios(monkeypatch):
 def test_layer_calls_replay_to_the_public_result():
     x = torch.randn(TINY)
     found, notes = overhead.layer_calls(lambda: gk.laplacian(x))
-    assert overhead.OP_LAYER in found
+    assert found, notes
     for call in found.values():
         torch.testing.assert_close(call.replay(), gk.laplacian(x), rtol=0, atol=0)
 

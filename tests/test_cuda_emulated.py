@@ -238,7 +238,7 @@ def test_multigrid_solve(emu):
     """V-cycles with the emulated stages converge to the reference Poisson solution."""
     f = torch.randn(2, 19, 24, dtype=torch.float64)
     stages = fused_stages(emu, lambda x: ref.laplacian(x))
-    u, _ = multigrid_solve(f, None, 1e-10, 60, "V", 0.0, stages)
+    u, _ = multigrid_solve(f, stages, tol=1e-10, max_cycles=60)
     torch.testing.assert_close(u, ref_poisson.poisson_solve(f), atol=1e-7, rtol=0)
 
 
