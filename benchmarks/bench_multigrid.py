@@ -6,9 +6,9 @@ Neumann matrix, solved to the same tolerance; its setup is timed separately, our
 worth timing: the geometric hierarchy is a few 1-D tables) and against our own exact DCT
 solve. The residual history of every gddm run is recorded, and the number of cycles used.
 
-Crossover: the DCT solve of small images by cosine-matrix products against the FFT path,
-forced one way or the other (the `dct_matmul_max_size` of the backend table in gddm_kernels/dispatch.py holds the measured
-switch point).
+Crossover (CPU): the DCT solve of small images by direct cosine sums against the FFT path,
+each forced at every size through its op (gddm_C::dct_solve_direct, dct_solve_fft);
+gddm_kernels._C.DCT_DIRECT_MAX_WORK (csrc/poisson.h) holds the measured switch point.
 """
 
 from collections.abc import Callable
@@ -18,7 +18,6 @@ import torch
 from tqdm import tqdm
 
 import gddm_kernels as gk
-from gddm_kernels import _spectral, dispatch
 
 from .harness import Record, time_ms
 
@@ -28,7 +27,7 @@ MAX_CYCLES = 10
 SIZES = {"cpu": (256, 512, 1024), "cuda": (256, 512, 1024, 2048)}
 CROSSOVER_SIZES = (8, 16, 24, 32, 48, 64, 96, 128)
 CROSSOVER_BATCH = 48
-FORCE = {"fft": 0, "matmul": 1 << 30}
+PATHS = {"fft": "dct_solve_fft", "direct": "dct_solve_direct"}
 
 
 def _pyamg_workloads(f: torch.Tensor) -> dict[str, Callable[[], object]]:
@@ -90,15 +89,17 @@ def run(device: str, copy_gbps: float) -> list[Record]:
 
 
 def _crossover(device: str, copy_gbps: float) -> list[Record]:
-    """The DCT solve of CROSSOVER_BATCH images per size, forced through each path."""
+    """The CPU DCT solve of 1 and CROSSOVER_BATCH images per size, forced through each path."""
+    if device != "cpu":
+        return []  # the CUDA solve has one path (cuFFT)
     records = []
-    kernels = dispatch.BACKENDS[device].implementation.kernels  # the compiled backend of the device
     for n in tqdm(CROSSOVER_SIZES, desc="dct crossover", unit="size"):
         for batch in (1, CROSSOVER_BATCH):
             f = torch.randn(batch, n, n, device=device)
             moved = 2 * f.numel() * f.element_size()
-            for path, limit in FORCE.items():
-                ms = time_ms(lambda: _spectral.dct_solve(kernels, f, False, 0.0, limit), device)
+            for path, op in PATHS.items():
+                solve = getattr(torch.ops.gddm_C, op)
+                ms = time_ms(lambda: solve(f[None], False, 1.0, 0.0), device)
                 records.append(Record("dct-crossover", "poisson_solve", "dct", f"{batch}x{n}x{n}", "float32",
                                       f"{path} path", ms, moved / ms / 1e6, moved / ms / 1e6 / copy_gbps))
     return records

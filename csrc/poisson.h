@@ -15,11 +15,23 @@
 // to Z[p, q] and Z[H-p, q], so one pass over the spectrum, in place, does the whole middle step.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "stencils.h"
 
 namespace gddm {
+
+// The CPU solve takes a batch by direct cosine sums in float64 when their work, images * H * W *
+// (H + W) multiply-adds, is at most this, else by FFTs, whose fixed cost the direct sums beat
+// below it (measured on one thread: 1x8x8 3.5x faster, 1x16x16 2.6x, 48x8x8 1.2x, 1x32x32 on
+// par, 48x16x16 2x slower; benchmarks/bench_multigrid.py's crossover suite). Exported to Python
+// as gddm_kernels._C.DCT_DIRECT_MAX_WORK.
+constexpr int64_t kDctDirectMaxWork = int64_t(1) << 16;
+
+inline bool dct_direct_pays(int64_t images, int64_t H, int64_t W) {
+  return H * W * (H + W) <= kDctDirectMaxWork / std::max<int64_t>(images, 1);
+}
 
 // Position in the original signal of element m of Makhoul's reordered signal (length N):
 // even samples ascending, then odd samples descending.

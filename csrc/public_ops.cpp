@@ -6,9 +6,8 @@
 // semantics these ops share (tests/test_public_ops.py compares the two).
 //
 //   gradient_nd(x, scale), divergence_nd(g, scale), laplacian_nd(x, scale)
-//   poisson_solve_nd(f, mean, matmul_max_size), reconstruct_nd(g, mean, matmul_max_size):
-//     the DCT solve; images with max(H, W) <= matmul_max_size (the backend's measured
-//     crossover) by float64 cosine-matrix products, larger ones by gddm_C::dct_solve.
+//   poisson_solve_nd(f, mean), reconstruct_nd(g, mean): the DCT solve, gddm_C::dct_solve (on
+//     CPU tensors small images by direct cosine sums, larger ones by FFTs).
 // Backward passes are these ops again: gradient and divergence are negative adjoints, the
 // Laplacian and the solve are self-adjoint, reconstruct's adjoint is -1/4 gradient(solve(.)).
 #include <ATen/ATen.h>
@@ -16,10 +15,6 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <cmath>
-#include <map>
-#include <mutex>
-#include <tuple>
 #include <vector>
 
 #include "fold_batch.h"
@@ -69,7 +64,7 @@ std::vector<int64_t> image_shape_of(const at::Tensor& g) {
 // ---- op handles, looked up once --------------------------------------------------------------
 
 using StencilOp = at::Tensor(const at::Tensor&, double);
-using SolveOp = at::Tensor(const at::Tensor&, double, int64_t);
+using SolveOp = at::Tensor(const at::Tensor&, double);
 using DctSolveOp = at::Tensor(const at::Tensor&, bool, double, double);
 
 template <const char* kName, typename Signature>
@@ -113,72 +108,16 @@ at::Tensor laplacian_impl(const at::Tensor& x, double scale) {
   return op<kLaplacianKernel, StencilOp>().call(fold_batch(x, 2), scale).view(x.sizes());
 }
 
-// The small-image solve: u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T in float64, with the DCT-II
-// matrices C_N[k, m] = cos(pi k (2m + 1) / 2N), their inverses and 1 / lambda (0 for the
-// constants), cached per (H, W, device) (gddm_kernels/_spectral.py has the same in Python).
-struct SolveMatrices {
-  at::Tensor c_h, c_w_t, ci_h, ci_w_t, inv_lambda;
-};
-
-at::Tensor cosine_matrix(int64_t n, const at::TensorOptions& f64) {
-  const at::Tensor k = at::arange(n, f64).unsqueeze(1);
-  const at::Tensor m = at::arange(n, f64).unsqueeze(0);
-  return at::cos(k * (2 * m + 1) * (M_PI / (2.0 * n)));
-}
-
-at::Tensor inverse_cosine_matrix(int64_t n, const at::TensorOptions& f64) {
-  at::Tensor weights = at::full({n}, 2.0 / n, f64);
-  weights.select(0, 0).fill_(1.0 / n);
-  return cosine_matrix(n, f64).t() * weights;
-}
-
-const SolveMatrices& solve_matrices(int64_t H, int64_t W, const at::Device& device) {
-  static std::mutex mutex;
-  static std::map<std::tuple<int64_t, int64_t, int, int>, SolveMatrices> cache;
-  const std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_tuple(H, W, static_cast<int>(device.type()), static_cast<int>(device.index()));
-  auto found = cache.find(key);
-  if (found != cache.end()) return found->second;
-  const at::TensorOptions f64 = at::TensorOptions().dtype(at::kDouble).device(device);
-  const at::Tensor p = at::arange(H, f64).unsqueeze(1), q = at::arange(W, f64).unsqueeze(0);
-  at::Tensor inv_lambda = 1.0 / (0.25 * (2 * at::cos(p * (M_PI / H)) - 2 + 2 * at::cos(q * (M_PI / W)) - 2));
-  inv_lambda.select(0, 0).select(0, 0).fill_(0.0);
-  SolveMatrices matrices{cosine_matrix(H, f64), cosine_matrix(W, f64).t().contiguous(), inverse_cosine_matrix(H, f64),
-                         inverse_cosine_matrix(W, f64).t().contiguous(), inv_lambda};
-  return cache.emplace(key, std::move(matrices)).first->second;
-}
-
-at::Tensor matmul_solve(const at::Tensor& f, double mean) {
-  const int64_t H = f.size(-2), W = f.size(-1);
-  const SolveMatrices& m = solve_matrices(H, W, f.device());
-  at::Tensor spectrum = at::matmul(at::matmul(m.c_h, f.to(at::kDouble)), m.c_w_t) * m.inv_lambda;
-  // The constants' coefficient 0 * sum(f) + H W mean: a NaN or Inf in f makes it NaN, and the
-  // inverse transform spreads it over the whole image.
-  spectrum.select(-1, 0).select(-1, 0).add_(mean * H * W);
-  return at::matmul(at::matmul(m.ci_h, spectrum), m.ci_w_t).to(f.scalar_type()).contiguous();
-}
-
-bool is_half(const at::Tensor& x) {
-  return x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16;
-}
-
-at::Tensor poisson_solve_impl(const at::Tensor& f, double mean, int64_t matmul_max_size) {
+at::Tensor poisson_solve_impl(const at::Tensor& f, double mean) {
   check_image(f, "poisson_solve", "f");
   if (f.numel() == 0) return at::empty(f.sizes(), f.options());
-  if (std::max(f.size(-2), f.size(-1)) <= matmul_max_size) {
-    return matmul_solve(is_half(f) ? f.to(at::kFloat) : f, mean).to(f.scalar_type());
-  }
   return dct_solve(fold_batch(f, 2), false, 1.0, mean).view(f.sizes());
 }
 
-at::Tensor reconstruct_impl(const at::Tensor& g, double mean, int64_t matmul_max_size) {
+at::Tensor reconstruct_impl(const at::Tensor& g, double mean) {
   check_field(g, "reconstruct", "g");
   const std::vector<int64_t> out_shape = image_shape_of(g);
   if (g.numel() == 0) return at::empty(out_shape, g.options());
-  if (std::max(g.size(-2), g.size(-1)) <= matmul_max_size) {
-    const at::Tensor wide = is_half(g) ? g.to(at::kFloat) : g;
-    return matmul_solve(divergence_impl(wide, kReconstructScale), mean).to(g.scalar_type());
-  }
   return dct_solve(fold_batch(g, 3), true, kReconstructScale, mean).view(out_shape);
 }
 
@@ -198,28 +137,18 @@ struct StencilFunction : public torch::autograd::Function<StencilFunction<kName,
   }
 };
 
-struct PoissonSolveFunction : public torch::autograd::Function<PoissonSolveFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& f, double mean, int64_t matmul_max_size) {
-    ctx->saved_data["matmul_max_size"] = matmul_max_size;
+// A solve op (poisson_solve_nd or reconstruct_nd). Backward: the solve is self-adjoint, and
+// reconstruct(g) = solve(0.25 divergence(g)) has the adjoint -0.25 gradient(solve(.)).
+template <const char* kName>
+struct SolveFunction : public torch::autograd::Function<SolveFunction<kName>> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, double mean) {
     const at::AutoDispatchBelowADInplaceOrView guard;
-    return op<kPoissonSolve, SolveOp>().call(f, mean, matmul_max_size);
+    return op<kName, SolveOp>().call(x, mean);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const int64_t matmul_max_size = ctx->saved_data["matmul_max_size"].toInt();
-    return {op<kPoissonSolve, SolveOp>().call(grads[0], 0.0, matmul_max_size), at::Tensor(), at::Tensor()};
-  }
-};
-
-struct ReconstructFunction : public torch::autograd::Function<ReconstructFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& g, double mean, int64_t matmul_max_size) {
-    ctx->saved_data["matmul_max_size"] = matmul_max_size;
-    const at::AutoDispatchBelowADInplaceOrView guard;
-    return op<kReconstruct, SolveOp>().call(g, mean, matmul_max_size);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const int64_t matmul_max_size = ctx->saved_data["matmul_max_size"].toInt();
-    const at::Tensor solved = op<kPoissonSolve, SolveOp>().call(grads[0], 0.0, matmul_max_size);
-    return {op<kGradient, StencilOp>().call(solved, -kReconstructScale), at::Tensor(), at::Tensor()};
+    const at::Tensor solved = op<kPoissonSolve, SolveOp>().call(grads[0], 0.0);
+    if (kName == kPoissonSolve) return {solved, at::Tensor()};
+    return {op<kGradient, StencilOp>().call(solved, -kReconstructScale), at::Tensor()};
   }
 };
 
@@ -232,12 +161,8 @@ at::Tensor divergence_autograd(const at::Tensor& g, double scale) {
 at::Tensor laplacian_autograd(const at::Tensor& x, double scale) {
   return StencilFunction<kLaplacian, kLaplacian, 1>::apply(x, scale);
 }
-at::Tensor poisson_solve_autograd(const at::Tensor& f, double mean, int64_t matmul_max_size) {
-  return PoissonSolveFunction::apply(f, mean, matmul_max_size);
-}
-at::Tensor reconstruct_autograd(const at::Tensor& g, double mean, int64_t matmul_max_size) {
-  return ReconstructFunction::apply(g, mean, matmul_max_size);
-}
+at::Tensor poisson_solve_autograd(const at::Tensor& f, double mean) { return SolveFunction<kPoissonSolve>::apply(f, mean); }
+at::Tensor reconstruct_autograd(const at::Tensor& g, double mean) { return SolveFunction<kReconstruct>::apply(g, mean); }
 
 }  // namespace
 
@@ -245,8 +170,8 @@ TORCH_LIBRARY_FRAGMENT(gddm_C, m) {
   m.def("gradient_nd(Tensor x, float scale=1.0) -> Tensor");
   m.def("divergence_nd(Tensor g, float scale=1.0) -> Tensor");
   m.def("laplacian_nd(Tensor x, float scale=1.0) -> Tensor");
-  m.def("poisson_solve_nd(Tensor f, float mean=0.0, int matmul_max_size=0) -> Tensor");
-  m.def("reconstruct_nd(Tensor g, float mean=0.0, int matmul_max_size=0) -> Tensor");
+  m.def("poisson_solve_nd(Tensor f, float mean=0.0) -> Tensor");
+  m.def("reconstruct_nd(Tensor g, float mean=0.0) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(gddm_C, CompositeExplicitAutograd, m) {

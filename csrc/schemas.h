@@ -31,8 +31,13 @@ inline void define_schemas(torch::Library& m) {
   // spectral_solve_(rfft2(dct_reorder(x, field, scale)))), x.dtype). CUDA: exactly that, around
   // cuFFT. CPU: the FFTs are called from C++ over cache-sized chunks, on the transposed
   // spectrum (batch, W//2+1, H), the layout the CPU FFT leaves fft(rfft(v), dim=-2) in:
-  // spectral_solve_columns_ is spectral_solve_ on that layout, spectrum_rows transposes it back.
+  // spectral_solve_columns_ is spectral_solve_ on that layout, spectrum_rows transposes it back;
+  // small batches of small images (dct_direct_pays, csrc/poisson.h) take direct cosine sums in
+  // float64 instead. dct_solve_fft and dct_solve_direct (CPU) force one path at every size, for
+  // the tests and the crossover benchmark.
   m.def("dct_solve(Tensor x, bool field, float scale, float mean) -> Tensor");
+  m.def("dct_solve_fft(Tensor x, bool field, float scale, float mean) -> Tensor");
+  m.def("dct_solve_direct(Tensor x, bool field, float scale, float mean) -> Tensor");
   m.def("spectral_solve_columns_(Tensor(a!) spectrum_t, int H, int W, float mean) -> ()");
   m.def("spectrum_rows(Tensor spectrum_t) -> Tensor");
   // Geometric multigrid stages (csrc/multigrid.h) on contiguous float32/float64 (..., H, W)

@@ -5,12 +5,8 @@ The DCT-II  X = C_H f C_W^T,  C_N[k, n] = cos(pi k (2n + 1) / 2N),  diagonalises
 lambda[p, q] = 0.25 (2 cos(pi p / H) - 2 + 2 cos(pi q / W) - 2). The zero eigenvalue (p = q = 0)
 belongs to the constants; the solve sets that coefficient from the requested mean instead.
 
-Small images (max(H, W) <= the backend's measured crossover): the DCT as batched products with
-the cosine matrices, u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T, in float64 (float32 products
-lose ~1e-4 at 256^2, float64 ones are exact to ~1e-8 and, at these sizes, still cheap).
-
-Large images: the backend's `dct_solve` kernel, three fused passes around the FFTs (the maths
-of the passes: csrc/poisson.h):
+The backend's `dct_solve` kernel: three fused passes around the FFTs (the maths of the passes:
+csrc/poisson.h):
 
     v = reorder(x)            scale * x, or 0.25 * divergence(x) for a gradient field,
                               in Makhoul's order, float32 (float64 for float64)   1 pass
@@ -20,9 +16,13 @@ of the passes: csrc/poisson.h):
     u = unreorder(irfft2(V))  natural order, input dtype                          FFT + 1 pass
 
 (one C++ op, gddm_C::dct_solve, on the cpu and cuda backends; triton/poisson.py in Python).
+On CPU tensors, gddm_C::dct_solve takes small batches of small images (images * H * W * (H + W)
+<= gddm_kernels._C.DCT_DIRECT_MAX_WORK, the measured crossover) by direct cosine sums instead,
+in float64:
+u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T with the matrices below, the inverses
+Ci_N = C_N^{-1}, lambda's zero replaced by the requested mean's coefficient.
 """
 
-import functools
 import math
 
 import torch
@@ -55,36 +55,10 @@ def laplacian_eigenvalues(H: int, W: int, dtype: torch.dtype, device: torch.devi
     return 0.25 * (2 * torch.cos(math.pi * p / H) - 2 + 2 * torch.cos(math.pi * q / W) - 2)
 
 
-def dct_solve(kernels: Kernels, x: Tensor, field: bool, mean: float, matmul_max_size: int) -> Tensor:
+def dct_solve(kernels: Kernels, x: Tensor, field: bool, mean: float) -> Tensor:
     """poisson_solve(x) (or reconstruct(x) when `field`) with a backend's kernels: (..., H, W)
-    or (..., 2, H, W) -> (..., H, W), contiguous, x's dtype. Images with max(H, W) <=
-    `matmul_max_size` take the cosine-matrix products (the divergence by the backend's kernel)."""
+    or (..., 2, H, W) -> (..., H, W), contiguous, x's dtype."""
     H, W = x.shape[-2:]
-    if max(H, W) <= matmul_max_size:
-        wide = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # round once, at the end
-        f = kernels.divergence(wide, RECONSTRUCT_SCALE) if field else wide
-        return matmul_solve(f, mean).to(x.dtype)
     inner = 3 if field else 2
     u = kernels.dct_solve(fold_batch(x, inner), field, RECONSTRUCT_SCALE if field else 1.0, mean)
     return u.view(*x.shape[: x.dim() - inner], H, W)
-
-
-@functools.lru_cache(maxsize=64)
-def _solve_matrices(H: int, W: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """C_H, C_W^T, C_H^{-1}, C_W^{-T} and 1 / lambda (0 for the constants), float64."""
-    f64 = torch.float64
-    inv_lam = 1.0 / laplacian_eigenvalues(H, W, f64, device)
-    inv_lam[0, 0] = 0.0
-    return (cosine_matrix(H, f64, device), cosine_matrix(W, f64, device).T, inverse_cosine_matrix(H, f64, device),
-            inverse_cosine_matrix(W, f64, device).T, inv_lam)
-
-
-def matmul_solve(f: Tensor, mean: float) -> Tensor:
-    """poisson_solve by cosine-matrix products in float64: (..., H, W) -> contiguous, f's dtype."""
-    H, W = f.shape[-2:]
-    c_h, c_w_t, ci_h, ci_w_t, inv_lam = _solve_matrices(H, W, f.device)
-    spectrum = (c_h @ f.double() @ c_w_t) * inv_lam
-    # The constants' coefficient: 0 * sum(f) + H W mean. For a finite f that is H W mean; a NaN
-    # or Inf in f makes it NaN, and the inverse transform spreads it over the whole image.
-    spectrum[..., 0, 0] += mean * H * W
-    return (ci_h @ spectrum @ ci_w_t).to(f.dtype).contiguous()

@@ -19,7 +19,7 @@ coefficients make it a DDPM, DDIM, DPM-Solver++(2M) or attenuation step.
 import torch
 from torch import Tensor
 
-from . import ops
+from . import _fused_calls, ops
 from ._diffusion_checks import (check_choice, check_clip, check_eta, check_forward, check_guidance, check_like,
                                 check_pair, check_positive, check_sample, check_unit_times)
 from ._diffusion_contract import (ATTENUATION_PREDICTION_CODES, ATTENUATION_PREDICTION_TYPES, DOMAIN_CODES,
@@ -165,6 +165,12 @@ def _coef_table(coefs: dict[str, Tensor]) -> Tensor:
     return torch.stack([coefs[name].expand(shape) if name in coefs else zero for name in STEP_COEFS], dim=-1)
 
 
+def _dense(tensors: tuple[Tensor | None, ...], dtype: torch.dtype) -> list[Tensor | None]:
+    """Each tensor in `dtype` and contiguous, as the kernels read it (itself when it already
+    is: no op call); None stays None."""
+    return [t if t is None or (t.dtype == dtype and t.is_contiguous()) else t.to(dtype).contiguous() for t in tensors]
+
+
 def _launch(op: str, sample: Tensor, model_output: Tensor, table: Tensor, *, uncond_output: Tensor | None = None,
             guidance_scale: float | None = None, m2: Tensor | None = None, m2_uncond: Tensor | None = None,
             prev_x0: Tensor | None = None, clip_x0: float | None = None, noise: Tensor | None = None,
@@ -174,13 +180,10 @@ def _launch(op: str, sample: Tensor, model_output: Tensor, table: Tensor, *, unc
     z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
     seed = _seed(generator, sample.device) if draws_noise and z is None else None
 
-    def prepared(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t.to(sample.dtype).contiguous()
-
-    return ops.diffusion_step(
-        sample.contiguous(), prepared(model_output), prepared(uncond_output), prepared(m2), prepared(m2_uncond),
-        prepared(prev_x0), table.to(arithmetic_dtype(sample.dtype)), float(guidance_scale or 0.0),
-        float(clip_x0 or NO_CLIP), z, seed, write_x0, backend or AUTO)
+    return _fused_calls.diffusion_step(
+        sample.contiguous(), *_dense((model_output, uncond_output, m2, m2_uncond, prev_x0), sample.dtype),
+        _dense((table,), arithmetic_dtype(sample.dtype))[0], float(guidance_scale or 0.0),
+        float(clip_x0 or NO_CLIP), z, seed, write_x0, backend)
 
 
 def _check_step(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule,
@@ -217,12 +220,9 @@ def _compiled_step(op: str, sampler: str, sample: Tensor, model_output: Tensor, 
     z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
     codes = ATTENUATION_PREDICTION_CODES if sampler == "attenuation" else PREDICTION_CODES
 
-    def prepared(x: Tensor | None) -> Tensor | None:
-        return None if x is None else x.to(sample.dtype).contiguous()
-
     return torch.ops.gddm_C.sampler_step(
-        sample.contiguous(), prepared(model_output), prepared(uncond_output), prepared(m2), prepared(m2_uncond),
-        prepared(prev_x0), gammas, t, t_prev, t_last, SAMPLER_CODES[sampler], codes[prediction_type], float(eta),
+        sample.contiguous(), *_dense((model_output, uncond_output, m2, m2_uncond, prev_x0), sample.dtype), gammas, t,
+        t_prev, t_last, SAMPLER_CODES[sampler], codes[prediction_type], float(eta),
         float(domain_scale), float(guidance_scale or 0.0), float(clip_x0 or NO_CLIP), z, generator, draws_noise,
         write_x0)
 

@@ -39,6 +39,17 @@ TRITON_INTERPRET_VAR = "TRITON_INTERPRET"
 LOW_PRECISION_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+def _env_backend() -> str | None:
+    """GDDM_BACKEND as set now (it is read on every call, so a change takes effect at once).
+    Read from os.environ's own store: one dict lookup, where os.environ.get costs ~1 us, the
+    cost of a whole kernel launch at small sizes."""
+    raw = _ENVIRON_STORE.get(_ENV_KEY)
+    return None if raw is None else os.environ.decodevalue(raw)
+
+
+_ENVIRON_STORE, _ENV_KEY = os.environ._data, os.environ.encodekey(ENV_VAR)  # CPython's os._Environ
+
+
 def _triton_import_error() -> str | None:
     try:
         importlib.import_module("triton")
@@ -62,8 +73,6 @@ class Backend:
         tensors when TRITON_INTERPRET=1 (for tests; never an automatic choice).
     needs: what must be importable: "compiled" (gddm_kernels._C), "compiled_cuda" (_C built
         with CUDA kernels), "triton".
-    dct_matmul_max_size: the largest max(H, W) the DCT solve does by cosine-matrix products
-        (the crossover measured by benchmarks/bench_multigrid.py; 0: never).
     max_image_elements: the largest H * W its kernels index (None: no limit).
     cpp_ops: whether gddm_C registers its public ops in C++ (csrc/public_ops.cpp), which the
         public functions call directly when this backend is in force (`compiled_fast_path`).
@@ -77,7 +86,6 @@ class Backend:
     fast: bool = True
     needs: tuple[str, ...] = ()
     interpreted_on_cpu: bool = False
-    dct_matmul_max_size: int = 0
     max_image_elements: int | None = None
     cpp_ops: bool = False
 
@@ -118,16 +126,15 @@ class Backend:
         module = importlib.import_module(self.kernels, __package__)
         if not self.fast:
             return module
-        return FastBackend(module, float64=torch.float64 in self.dtypes, dct_matmul_max_size=self.dct_matmul_max_size)
+        return FastBackend(module, float64=torch.float64 in self.dtypes)
 
 
 BACKENDS = {
     b.name: b
     for b in (
         Backend("reference", ".reference", None, FLOATING_DTYPES, "pure PyTorch, the specification", fast=False),
-        # CPU: the matrix-product DCT wins up to 48x48 on 2 cores (single images and batches of 48)
         Backend("cpu", ".backends.compiled", ("cpu",), FLOATING_DTYPES, "C++ kernels (gddm_kernels._C)",
-                needs=("compiled",), dct_matmul_max_size=48, cpp_ops=True),
+                needs=("compiled",), cpp_ops=True),
         Backend("cuda", ".backends.compiled", ("cuda",), FLOATING_DTYPES, "CUDA kernels (gddm_kernels._C)",
                 needs=("compiled", "compiled_cuda"), cpp_ops=True),
         Backend("triton", ".triton", ("cuda",), LOW_PRECISION_DTYPES, "Triton kernels", needs=("triton",),
@@ -173,7 +180,7 @@ def requested_backend(backend: str) -> str:
     override = _override.get()
     if override is not None:
         return override
-    from_env = os.environ.get(ENV_VAR, AUTO)
+    from_env = _env_backend() or AUTO
     if from_env != AUTO and from_env not in BACKENDS:
         raise ValueError(f"gddm: {ENV_VAR}={from_env!r} is not a backend; choose one of {[AUTO, *BACKENDS]}")
     return from_env
@@ -187,11 +194,12 @@ def compiled_fast_path(backend: str | None, x: object) -> Backend | None:
     fallbacks. Costs about a microsecond; the op layer's Python custom op costs tens."""
     if not isinstance(x, Tensor) or torch.compiler.is_compiling() or _extension.LOAD_ERROR is not None:
         return None
-    name = backend or _override.get() or os.environ.get(ENV_VAR) or AUTO
+    device_type = "cuda" if x.is_cuda else "cpu" if x.is_cpu else None  # x.device.type costs 0.5 us
+    name = backend or _override.get() or _env_backend() or AUTO
     if name == AUTO:
-        name = AUTO_PRIORITY.get(x.device.type, (AUTO,))[0]
+        name = AUTO_PRIORITY.get(device_type, (AUTO,))[0]
     spec = BACKENDS.get(name)
-    if spec is None or not spec.cpp_ops or x.device.type not in spec.device_types or x.dtype not in spec.dtypes:
+    if spec is None or not spec.cpp_ops or device_type not in spec.device_types or x.dtype not in spec.dtypes:
         return None
     if "compiled_cuda" in spec.needs and spec.unavailable_reason() is not None:
         return None

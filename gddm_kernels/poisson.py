@@ -48,9 +48,8 @@ def poisson_solve(f: Tensor, *, method: str = "dct", mean: float = 0.0, tol: flo
     check_image(f, "poisson_solve", "f")
     if method == "dct":
         _reject_multigrid_args(tol, max_cycles, x0, cycle, return_history)
-        compiled = compiled_fast_path(backend, f)
-        if compiled:
-            return torch.ops.gddm_C.poisson_solve_nd(f, float(mean), compiled.dct_matmul_max_size)
+        if compiled_fast_path(backend, f):
+            return torch.ops.gddm_C.poisson_solve_nd(f, float(mean))
         return ops.poisson_solve(f, float(mean), backend or AUTO)
     if method == "multigrid":
         u, history = ops.multigrid_solve(
@@ -79,9 +78,8 @@ def reconstruct(g: Tensor, *, method: str = "dct", mean: float = 0.0, backend: s
     check_field(g, "reconstruct")
     if method == "dct":
         _reject_multigrid_args(**multigrid_args)
-        compiled = compiled_fast_path(backend, g)
-        if compiled:
-            return torch.ops.gddm_C.reconstruct_nd(g, float(mean), compiled.dct_matmul_max_size)
+        if compiled_fast_path(backend, g):
+            return torch.ops.gddm_C.reconstruct_nd(g, float(mean))
         return ops.reconstruct(g, float(mean), backend or AUTO)
     if method == "multigrid":
         rhs = ops.divergence(g, RECONSTRUCT_SCALE, backend or AUTO)

@@ -77,7 +77,12 @@ class Schedule:
         """`t` is a (batch_size,) integer tensor on `device` (and on the schedule's device) with
         values in [0, T), or in [-1, T) when `allow_clean` (t = -1: the clean sample). Returns
         it as int64. `check_range=False` leaves the values to the caller (the compiled ops check
-        them in C++, without tensor ops)."""
+        them in C++, without tensor ops), and with them the schedule's device (checked there
+        too); an int64 `t` of the right shape on the right device is then returned at once (the
+        full checks below cost microseconds, a kernel's launch at small sizes)."""
+        if (not check_range and isinstance(t, Tensor) and t.dtype is torch.int64 and t.shape == (batch_size,)
+                and t.device == device):
+            return t
         t = check_per_sample(t, batch_size, device, op, arg, integer=True)
         if self.device != t.device:
             raise ValueError(
@@ -112,7 +117,7 @@ def check_per_sample(t: object, batch_size: int, device: torch.device, op: str, 
         )
     if t.device != device:
         raise ValueError(f"gddm.{op}: argument `{arg}` must be on the data's device {device}, got {t.device}")
-    return t.long() if integer else t
+    return t.long() if integer and t.dtype != torch.int64 else t
 
 
 def check_values(ok: Tensor, values: Tensor, op: str, arg: str, requirement: str) -> None:

@@ -4,19 +4,16 @@ DCT as an independent oracle, the accuracy contract, autograd, opcheck, compile,
 import math
 
 import numpy as np
-import dataclasses
-
 import pytest
 import scipy.fft
 import torch
 
 import gddm_kernels as gk
-from gddm_kernels import dispatch
-from gddm_kernels import _spectral, reference
+from gddm_kernels import reference
 
 from conftest import FAST_CASES, HAS_CUDA, supports
 
-SHAPES = [(1, 1), (1, 9), (9, 1), (2, 2), (37, 53), (64, 64), (257, 255)]
+SHAPES = [(1, 1), (1, 9), (9, 1), (2, 2), (37, 53), (64, 64), (257, 255)]  # CPU: the first four by direct sums
 # Norm-relative error of a solve against the float64 reference, per dtype. Float32 solves of
 # white-noise right-hand sides are limited by the conditioning (~(size/pi)^2) times the FFT's
 # rounding; half types by the output rounding.
@@ -79,33 +76,40 @@ def test_cpu_spectrum_transposition(shape, dtype):
     torch.testing.assert_close(rows, spectrum_t.mT, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("hw", [(1, 1), (2, 1), (1, 2), (2, 2), (3, 4), (4, 3), (37, 53), (64, 63), (600, 500)], ids=str)
-def test_cpu_fused_solve_matches_scipy(hw):
-    """gddm_C::dct_solve (the CPU pipeline on the transposed spectrum, chunked over the batch)
-    against scipy, even and odd H and W: the self-mirrored rows 0 and H/2 and the mirrored
-    pairs all go through their own code; 600x500 images make chunks of one image."""
+CPU_SOLVE_SHAPES = [(1, 1), (2, 1), (1, 2), (2, 2), (3, 4), (4, 3), (32, 31), (33, 2), (37, 53),
+                    (64, 63), (600, 500)]
+CPU_SOLVE_PATHS = ["dct_solve", "dct_solve_fft", "dct_solve_direct"]
+
+
+@pytest.mark.parametrize("path,hw", [(path, hw) for path in CPU_SOLVE_PATHS for hw in CPU_SOLVE_SHAPES
+                                     if path != "dct_solve_direct" or hw[0] * hw[1] <= 64 * 64], ids=str)
+def test_cpu_fused_solve_matches_scipy(path, hw):
+    """gddm_C::dct_solve against scipy, and each of its paths forced (direct cosine sums up to
+    64x64, their cost being O(H W (H + W))): the FFT pipeline on the transposed spectrum,
+    chunked over the batch, with even and odd H and W: the self-mirrored rows 0 and H/2 and the
+    mirrored pairs all go through their own code; 600x500 images make chunks of one image."""
     f = torch.randn(3, 2, *hw, dtype=torch.float64)
-    u = torch.ops.gddm_C.dct_solve(f, False, 1.0, 0.0)
+    u = getattr(torch.ops.gddm_C, path)(f, False, 1.0, 0.0)
     for image, solved in zip(f.flatten(0, 1), u.flatten(0, 1)):
         assert relative_error(solved, torch.from_numpy(scipy_solve(image.numpy()))) < 1e-11
 
 
-@pytest.fixture(params=["fft", "matmul"])
-def dct_path(request, monkeypatch) -> str:
-    """Forces the FFT path or the cosine-matrix path of the DCT solve for every size."""
-    limit = 0 if request.param == "fft" else 1 << 30
-    for name, backend in list(dispatch.BACKENDS.items()):
-        if backend.fast:
-            monkeypatch.setitem(dispatch.BACKENDS, name, dataclasses.replace(backend, dct_matmul_max_size=limit))
-    return request.param
+@pytest.mark.parametrize("path", CPU_SOLVE_PATHS[1:])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (9, 1), (33, 5)], ids=str)
+def test_cpu_solve_paths_reconstruct_with_a_mean(hw, dtype, path):
+    """Each forced path of the CPU solve on gradient fields (the divergence fused into its first
+    pass), with a mean, in every dtype, on a strided view."""
+    g = torch.randn(2, 2, 2, hw[1], hw[0], dtype=torch.float64).to(dtype).mT
+    u = getattr(torch.ops.gddm_C, path)(g, True, 0.25, 1.5)
+    assert u.dtype == dtype and u.shape == (2, 2, *hw)
+    assert relative_error(u, reference.reconstruct(g.double(), 1.5)) < SOLVE_TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("backend,device", FAST_CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("hw", SHAPES, ids=str)
-def test_solve_and_reconstruct_match_reference(hw, dtype, backend, device, dct_path):
-    if dct_path == "matmul" and (backend != "cpu" or hw[0] * hw[1] > INTERPRETER_MAX_PIXELS):
-        pytest.skip("the cosine-matrix path is plain torch: checked once, on small sizes")
+def test_solve_and_reconstruct_match_reference(hw, dtype, backend, device):
     if not supports(backend, dtype):
         pytest.skip(f"{backend} does not support {dtype}")
     if backend == "triton" and device == "cpu" and hw[0] * hw[1] > INTERPRETER_MAX_PIXELS:

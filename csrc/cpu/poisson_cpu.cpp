@@ -1,7 +1,9 @@
-// CPU cosine-transform Poisson solve: one op (dct_solve) that runs the reorder (optionally
-// fused with the divergence of a gradient field), the FFTs, the spectral solve on the
-// transposed spectrum, the transposition back to rows and the inverse reorder over cache-sized
-// chunks of the batch; the spectral solve and the transposition are also ops of their own.
+// CPU cosine-transform Poisson solve: one op (dct_solve). Small batches of small images
+// (dct_direct_pays, csrc/poisson.h) by direct cosine sums in float64; the others by the
+// reorder (optionally fused with the divergence of a gradient field), the FFTs, the spectral
+// solve on the transposed spectrum, the transposition back to rows and the inverse reorder over
+// cache-sized chunks of the batch; the spectral solve and the transposition are also ops of
+// their own.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -13,6 +15,7 @@
 #include <c10/util/complex.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -211,9 +214,107 @@ void unreorder_images(const at::Tensor& v, int64_t first, at::Tensor& out) {
   });
 }
 
-// The whole DCT solve (gddm_kernels/_spectral.py): x (B0, B1, H, W), or a gradient field
-// (B0, B1, 2, H, W) whose scaled divergence is solved (`field`), -> u (B0, B1, H, W) in x's
-// dtype. The images go through in chunks of about kSolveChunkElements values, so that every
+// ---- small images: direct cosine sums ----------------------------------------------------
+
+// The tables of the direct solve of (H, W) images, float64: the DCT-II C_N[k, m] =
+// cos(pi k (2m + 1) / 2N) as c_h (H, H) and c_w_t = C_W^T (W, W), the inverses as ci_h =
+// C_H^{-1} (H, H) and ci_w_t = C_W^{-T} (W, W) (C_N^{-1} = C_N^T diag(1, 2, ..., 2) / N), and
+// 1 / lambda (H, W) with 0 for the constants. Every cosine is one of cos(pi j / 2N), j < 4N.
+struct CosineTables {
+  std::vector<double> c_h, c_w_t, ci_h, ci_w_t, inv_lambda;
+
+  // cos(pi j / 2N) for j = 0 .. 4N - 1.
+  static std::vector<double> quarter_cosines(int64_t N) {
+    std::vector<double> c(4 * N);
+    for (int64_t j = 0; j < 4 * N; ++j) c[j] = std::cos(M_PI * double(j) / (2.0 * double(N)));
+    return c;
+  }
+
+  CosineTables(int64_t H, int64_t W) : c_h(H * H), c_w_t(W * W), ci_h(H * H), ci_w_t(W * W), inv_lambda(H * W) {
+    const std::vector<double> cos_h = quarter_cosines(H), cos_w = quarter_cosines(W);
+    for (int64_t k = 0; k < H; ++k) {
+      for (int64_t m = 0; m < H; ++m) {
+        const double c = cos_h[(k * (2 * m + 1)) % (4 * H)];
+        c_h[k * H + m] = c;
+        ci_h[m * H + k] = c * (k == 0 ? 1.0 : 2.0) / double(H);
+      }
+    }
+    for (int64_t k = 0; k < W; ++k) {
+      for (int64_t m = 0; m < W; ++m) {
+        const double c = cos_w[(k * (2 * m + 1)) % (4 * W)];
+        c_w_t[m * W + k] = c;
+        ci_w_t[k * W + m] = c * (k == 0 ? 1.0 : 2.0) / double(W);
+      }
+    }
+    for (int64_t p = 0; p < H; ++p) {
+      for (int64_t q = 0; q < W; ++q) {  // lambda = 0.25 (2 cos(pi p / H) - 2 + 2 cos(pi q / W) - 2)
+        const double lambda = 0.25 * (2.0 * cos_h[2 * p] - 2.0 + 2.0 * cos_w[2 * q] - 2.0);
+        inv_lambda[p * W + q] = (p == 0 && q == 0) ? 0.0 : 1.0 / lambda;
+      }
+    }
+  }
+};
+
+// out (R, N) = a (R, K) b (K, N), all row-major; the inner loop runs along out's rows (an axpy
+// per term, which vectorises without reassociating sums).
+GDDM_ALWAYS_INLINE void matmul_rows(const double* a, const double* b, double* out, int64_t R, int64_t K, int64_t N) {
+  for (int64_t r = 0; r < R; ++r) {
+    double* o = out + r * N;
+    std::fill(o, o + N, 0.0);
+    for (int64_t k = 0; k < K; ++k) {
+      const double a_rk = a[r * K + k];
+      const double* b_k = b + k * N;
+      for (int64_t n = 0; n < N; ++n) o[n] += a_rk * b_k[n];
+    }
+  }
+}
+
+// One image f (H, W) of float64 solved in place by the cosine sums below (g: scratch of H W);
+// compiled per ISA: the products are the whole cost.
+GDDM_ISA_CLONES void solve_image_direct(const CosineTables& t, int64_t H, int64_t W, double mean, double* f,
+                                        double* g) {
+  matmul_rows(f, t.c_w_t.data(), g, H, W, W);   // g = f C_W^T
+  matmul_rows(t.c_h.data(), g, f, H, H, W);     // f = C_H g: the spectrum
+  for (int64_t k = 0; k < H * W; ++k) f[k] *= t.inv_lambda[k];
+  f[0] += mean * double(H) * double(W);         // f[0] was 0 * sum: NaN stays NaN
+  matmul_rows(f, t.ci_w_t.data(), g, H, W, W);  // g = Y Ci_W^T
+  matmul_rows(t.ci_h.data(), g, f, H, H, W);    // f = Ci_H g: the solution
+}
+
+// The DCT solve of images by cosine sums in float64: u = Ci_H ((C_H f C_W^T) / lambda) Ci_W^T,
+// the constants' coefficient 0 * sum(f) + H W mean (a NaN or Inf in f makes every value NaN, as
+// on the FFT path). Per image: O(H W (H + W)) flops on four (H, W) buffers; at these sizes
+// cheaper than the FFTs' setup.
+void direct_solve(const at::Tensor& x, const ImageBatch& b, bool field, double scale, double mean, at::Tensor& out) {
+  const int64_t H = b.H, W = b.W, images = b.batch();
+  const CosineTables t(H, W);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gddm_C", [&] {
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, images, std::max<int64_t>(1, kGrainElements / (H * W)), [&](int64_t begin, int64_t end) {
+      std::vector<double> work(2 * H * W);
+      double *f = work.data(), *g = work.data() + H * W;
+      for (int64_t n = begin; n < end; ++n) {
+        const scalar_t* img = in + b.base(n);
+        for (int64_t i = 0; i < H; ++i) {
+          for (int64_t j = 0; j < W; ++j) {
+            const scalar_t* p = img + i * b.s_h + j * b.s_w;
+            f[i * W + j] = scale * (field ? divergence_at<double>(p, b.s_c, b.s_h, b.s_w, i, j, H, W) : double(*p));
+          }
+        }
+        solve_image_direct(t, H, W, mean, f, g);
+        scalar_t* u = o + n * H * W;
+        for (int64_t k = 0; k < H * W; ++k) u[k] = static_cast<scalar_t>(f[k]);
+      }
+    });
+  });
+}
+
+// ---- larger images: FFTs ------------------------------------------------------------------
+
+// The FFT path of the DCT solve (gddm_kernels/_spectral.py): x (B0, B1, H, W), or a gradient
+// field (B0, B1, 2, H, W) whose scaled divergence is solved (`field`), -> u (B0, B1, H, W) in
+// x's dtype, written into `out`. The images go through in chunks of about kSolveChunkElements values, so that every
 // intermediate of a chunk (reordered images, spectra, reordered solution) stays in cache and
 // no batch-sized buffer but the output is allocated. Per chunk: reorder; rfft along rows and
 // fft along columns, which the CPU FFT (MKL) leaves in the transposed (W//2+1, H) layout; the
@@ -221,11 +322,8 @@ void unreorder_images(const at::Tensor& v, int64_t first, at::Tensor& out) {
 // (MKL's c2r is 2.5x slower on transposed input, which is why irfft2 is not used); unreorder.
 constexpr int64_t kSolveChunkElements = 1 << 17;
 
-at::Tensor dct_solve_cpu(const at::Tensor& x, bool field, double scale, double mean) {
-  const ImageBatch b = image_batch(x, field, "dct_solve");
-  at::Tensor out = at::empty(image_shape(b), x.options().dtype(x.scalar_type()));
+void fft_solve(const at::Tensor& x, const ImageBatch& b, bool field, double scale, double mean, at::Tensor& out) {
   const int64_t images = b.batch(), H = b.H, W = b.W;
-  if (out.numel() == 0) return out;
   at::Tensor flat_out = out.view({images, H, W});
   const int64_t chunk = std::min(images, std::max<int64_t>(1, kSolveChunkElements / (H * W)));
   at::Tensor reordered = at::empty({chunk, H, W}, x.options().dtype(arithmetic_dtype(x.scalar_type())));
@@ -238,13 +336,29 @@ at::Tensor dct_solve_cpu(const at::Tensor& x, bool field, double scale, double m
     at::Tensor rows = spectrum_rows_cpu(at::fft_ifft(spectrum_t, c10::nullopt, -1).contiguous());
     unreorder_images(at::fft_irfft(rows, W, -1), first, flat_out);
   }
+}
+
+enum class SolvePath { kAuto, kFft, kDirect };
+
+template <SolvePath kPath>
+at::Tensor dct_solve_cpu(const at::Tensor& x, bool field, double scale, double mean) {
+  const ImageBatch b = image_batch(x, field, "dct_solve");
+  at::Tensor out = at::empty(image_shape(b), x.options().dtype(x.scalar_type()));
+  if (out.numel() == 0) return out;
+  if (kPath == SolvePath::kDirect || (kPath == SolvePath::kAuto && dct_direct_pays(b.batch(), b.H, b.W))) {
+    direct_solve(x, b, field, scale, mean, out);
+  } else {
+    fft_solve(x, b, field, scale, mean, out);
+  }
   return out;
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gddm_C, CPU, m) {
-  m.impl("dct_solve", &dct_solve_cpu);
+  m.impl("dct_solve", &dct_solve_cpu<SolvePath::kAuto>);
+  m.impl("dct_solve_fft", &dct_solve_cpu<SolvePath::kFft>);
+  m.impl("dct_solve_direct", &dct_solve_cpu<SolvePath::kDirect>);
   m.impl("spectral_solve_columns_", &spectral_solve_columns_cpu);
   m.impl("spectrum_rows", &spectrum_rows_cpu);
 }

@@ -2,8 +2,7 @@
 the drivers, the same way for every fast backend.
 
     gradient, divergence, laplacian, add_noise, diffusion_step   one kernel each
-    poisson_solve, reconstruct    _spectral.dct_solve: cosine-matrix products for small
-                                  images, the backend's dct_solve otherwise
+    poisson_solve, reconstruct    _spectral.dct_solve: the backend's dct_solve
     multigrid_solve               _multigrid.solve with the backend's fused stages
 """
 
@@ -20,12 +19,10 @@ class FastBackend:
         kernels: the backend's kernel module.
         float64: whether its kernels run in float64 (the multigrid's float64 residual then
             uses its Laplacian; otherwise the driver's own float64 operator).
-        dct_matmul_max_size: the largest max(H, W) the DCT solve does by matrix products.
     """
 
-    def __init__(self, kernels: Kernels, *, float64: bool, dct_matmul_max_size: int) -> None:
+    def __init__(self, kernels: Kernels, *, float64: bool) -> None:
         self.kernels = kernels
-        self.dct_matmul_max_size = dct_matmul_max_size
         residual_operator = self._kernel_laplacian if float64 else _multigrid.finest_operator64
         self.multigrid_stages = _multigrid.fused_stages(kernels, residual_operator)
 
@@ -42,10 +39,10 @@ class FastBackend:
         return self.kernels.laplacian(x, scale)
 
     def poisson_solve(self, f: Tensor, mean: float) -> Tensor:
-        return _spectral.dct_solve(self.kernels, f, False, mean, self.dct_matmul_max_size)
+        return _spectral.dct_solve(self.kernels, f, False, mean)
 
     def reconstruct(self, g: Tensor, mean: float) -> Tensor:
-        return _spectral.dct_solve(self.kernels, g, True, mean, self.dct_matmul_max_size)
+        return _spectral.dct_solve(self.kernels, g, True, mean)
 
     def multigrid_solve(self, f: Tensor, x0: Tensor | None, tol: float, max_cycles: int, cycle: str,
                         mean: float) -> tuple[Tensor, Tensor]:

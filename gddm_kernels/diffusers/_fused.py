@@ -26,9 +26,8 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
-from .. import ops
+from .. import _fused_calls
 from ..diffusion import _launch
-from ..dispatch import AUTO
 from .._diffusion_contract import DOMAIN_SCALES, DOMAINS, STEP_COEFS
 from .._validation import arithmetic_dtype as _arithmetic_dtype_of
 
@@ -181,7 +180,7 @@ class FusedSchedulerMixin:
     def _fused_step(self, sample: Tensor, model_output: Tensor, rows: Tensor, *, clip: float | None = None,
                     noise: Tensor | None = None, draws_noise: bool = False,
                     prev_x0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One torch.ops.gddm.diffusion_step with per-sample rows (B, 11): (x_prev, x0)."""
+        """One fused diffusion_step with per-sample rows (B, 11): (x_prev, x0)."""
         if noise is not None and tuple(noise.shape) != tuple(sample.shape):
             raise ValueError(f"{type(self).__name__}: the step noise must have the sample's shape "
                              f"{tuple(sample.shape)}, got {tuple(noise.shape)}")
@@ -203,15 +202,15 @@ class FusedSchedulerMixin:
     def _fused_add_noise(self, original_samples: Tensor, noise: Tensor, timesteps: int | Tensor, key: tuple,
                          build: Callable[[], Tensor]) -> Tensor:
         """x_t = a x_0 + s eps with per-sample (a, s) rows of the table `key` (N, 2), one kernel
-        (torch.ops.gddm.add_noise in the image domain: a field is flattened per sample). The
+        (the fused add_noise in the image domain: a field is flattened per sample). The
         result has original_samples' dtype; the coefficients are float32 (float64 for float64)."""
         x0 = original_samples.contiguous()
         batch = x0.shape[0]
         coefs = self._rows(key, x0, build, timesteps, f"{type(self).__name__}.add_noise")
         flat = (batch, 1, -1)  # (B, 1, N): the image-domain kernel is elementwise per sample
-        x_t, _ = ops.add_noise(x0.reshape(flat), coefs, "image", False,
-                               noise.to(device=x0.device, dtype=x0.dtype).contiguous().reshape(flat), None, False,
-                               AUTO)
+        x_t, _ = _fused_calls.add_noise(x0.reshape(flat), coefs, "image", False,
+                                        noise.to(device=x0.device, dtype=x0.dtype).contiguous().reshape(flat), None,
+                                        False, None)
         return x_t.reshape(x0.shape)
 
 

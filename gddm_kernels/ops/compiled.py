@@ -25,11 +25,11 @@ def _register() -> None:
         return check_image(x, "laplacian").new_empty(x.shape)
 
     @torch.library.register_fake("gddm_C::poisson_solve_nd")
-    def _(f: Tensor, mean: float = 0.0, matmul_max_size: int = 0) -> Tensor:
+    def _(f: Tensor, mean: float = 0.0) -> Tensor:
         return check_image(f, "poisson_solve", "f").new_empty(f.shape)
 
     @torch.library.register_fake("gddm_C::reconstruct_nd")
-    def _(g: Tensor, mean: float = 0.0, matmul_max_size: int = 0) -> Tensor:
+    def _(g: Tensor, mean: float = 0.0) -> Tensor:
         return check_field(g, "reconstruct").new_empty(image_shape(g.shape))
 
 
