@@ -23,6 +23,29 @@ const T* optional_ptr(const c10::optional<at::Tensor>& t) {
   return t ? t->const_data_ptr<T>() : nullptr;
 }
 
+// The image domain's noise-add with given noise, x_t = a x + s eps (diffused, csrc/diffusion.h),
+// one pass over a row: the common case of training and of the diffusers schedulers, whose
+// samples arrive flattened, one row per sample. float32 and bfloat16 are compiled per ISA
+// (csrc/cpu/isa.h).
+template <typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+GDDM_ALWAYS_INLINE void image_noise_row(const scalar_t* x, const scalar_t* eps, acc_t a, acc_t s, int64_t W,
+                                        scalar_t* out) {
+  for (int64_t j = 0; j < W; ++j) out[j] = static_cast<scalar_t>(diffused(a, acc_t(x[j]), s, acc_t(eps[j])));
+}
+
+template <typename scalar_t, typename acc_t>
+void run_image_noise_row(const scalar_t* x, const scalar_t* eps, acc_t a, acc_t s, int64_t W, scalar_t* out) {
+  image_noise_row(x, eps, a, s, W, out);
+}
+
+GDDM_ISA_CLONES void run_image_noise_row(const float* x, const float* eps, float a, float s, int64_t W, float* out) {
+  image_noise_row(x, eps, a, s, W, out);
+}
+GDDM_ISA_CLONES void run_image_noise_row(const at::BFloat16* x, const at::BFloat16* eps, float a, float s, int64_t W,
+                                         at::BFloat16* out) {
+  image_noise_row(x, eps, a, s, W, out);
+}
+
 // CPU noise-add, row by row: the rows a pixel row needs (x or, for the exact model,
 // y = a x + s eps, above / at / below it, and its noise rows) are staged in buffers, then the
 // stencil (stencil_rows.h) and the noise run as branch-free loops: add_noise_pixel's maths
@@ -42,12 +65,11 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
     scalar_t* out = plan.out.mutable_data_ptr<scalar_t>();
     scalar_t* noise_out = plan.noise_out.numel() ? plan.noise_out.mutable_data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, plan.images * H, row_grain(W), [&](int64_t begin, int64_t end) {
-      // Row buffers: field rows up / centre / down, noise rows 0..2, two result rows.
-      std::vector<acc_t> buffer(8 * W);
-      std::vector<float> normals(W);
-      acc_t* rows[3] = {buffer.data(), buffer.data() + W, buffer.data() + 2 * W};
-      acc_t* eps[3] = {buffer.data() + 3 * W, buffer.data() + 4 * W, buffer.data() + 5 * W};
-      acc_t *res0 = buffer.data() + 6 * W, *res1 = buffer.data() + 7 * W;
+      // Row buffers: field rows up / centre / down, noise rows 0..2, two result rows; allocated
+      // on the first row that needs them (the one-pass image rows do not).
+      std::vector<acc_t> buffer;
+      std::vector<float> normals;
+      acc_t *rows[3], *eps[3], *res0 = nullptr, *res1 = nullptr;
       auto load_noise = [&](int64_t start, acc_t* dst) {  // W normals from flat noise index `start`
         if (given) {
           for (int64_t j = 0; j < W; ++j) dst[j] = acc_t(given[start + j]);
@@ -62,6 +84,20 @@ std::tuple<at::Tensor, at::Tensor> add_noise_cpu(const at::Tensor& x0, const at:
       for (int64_t r = begin; r < end; ++r) {
         const int64_t n = r / H, i = r % H, b = n / images_per_sample, img = n * H * W;
         const acc_t a = k[2 * b], s = k[2 * b + 1];
+        if (domain == kImage && given && !noise_out) {
+          run_image_noise_row(x + img + i * W, given + img + i * W, a, s, W, out + img + i * W);
+          continue;
+        }
+        if (buffer.empty()) {
+          buffer.resize(8 * W);
+          normals.resize(W);
+          for (int q = 0; q < 3; ++q) {
+            rows[q] = buffer.data() + q * W;
+            eps[q] = buffer.data() + (3 + q) * W;
+          }
+          res0 = buffer.data() + 6 * W;
+          res1 = buffer.data() + 7 * W;
+        }
         const int64_t neighbour[3] = {std::max<int64_t>(i - 1, 0), i, std::min<int64_t>(i + 1, H - 1)};
         const bool stencil = domain != kImage;
         // rows[] = a x (paper) or a x + s eps (exact) at rows i-1, i, i+1 (clamped).
@@ -142,8 +178,8 @@ struct StepArgs {
 };
 
 // Blocks [b0, b1) of kNoiseBlock elements: every optional input of a block is first staged in
-// a small buffer (guided, converted, or zero), so the step itself is one branch-free loop per
-// sample that the compiler vectorises.
+// a small buffer (guided, converted, or zero: an absent input's buffer is zeroed once), so the
+// step itself is one branch-free loop per sample that the compiler vectorises.
 template <typename scalar_t>
 GDDM_ALWAYS_INLINE void step_blocks(const StepArgs<scalar_t>& a, int64_t b0, int64_t b1) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -151,17 +187,20 @@ GDDM_ALWAYS_INLINE void step_blocks(const StepArgs<scalar_t>& a, int64_t b0, int
   float normals[kNoiseBlock];
   acc_t xb[kNoiseBlock], mb[kNoiseBlock], m2b[kNoiseBlock], pb[kNoiseBlock], zb[kNoiseBlock];
   acc_t outb[kNoiseBlock], x0b[kNoiseBlock];
+  if (!a.m2) std::fill(m2b, m2b + kNoiseBlock, acc_t(0));
+  if (!a.prev_x0) std::fill(pb, pb + kNoiseBlock, acc_t(0));
+  if (!a.noise && !a.draw_noise) std::fill(zb, zb + kNoiseBlock, acc_t(0));
   for (int64_t block = b0; block < b1; ++block) {
     const int64_t start = block * kNoiseBlock, n = std::min(start + kNoiseBlock, a.numel) - start;
     auto at_start = [&](const scalar_t* p) { return p ? p + start : absent; };
     load_guided(a.m + start, at_start(a.m_uncond), a.guidance, n, mb);
-    load_guided(at_start(a.m2), at_start(a.m2_uncond), a.guidance, n, m2b);
-    load_guided(at_start(a.prev_x0), absent, a.guidance, n, pb);
+    if (a.m2) load_guided(a.m2 + start, at_start(a.m2_uncond), a.guidance, n, m2b);
+    if (a.prev_x0) load_guided(a.prev_x0 + start, absent, a.guidance, n, pb);
     if (a.draw_noise) {
       fill_normals(a.seed, start, n, normals);
       std::copy(normals, normals + n, zb);
-    } else {
-      load_guided(at_start(a.noise), absent, a.guidance, n, zb);
+    } else if (a.noise) {
+      load_guided(a.noise + start, absent, a.guidance, n, zb);
     }
     load_guided(a.x + start, absent, a.guidance, n, xb);
     for (int64_t lo = 0; lo < n;) {
@@ -183,14 +222,18 @@ GDDM_ALWAYS_INLINE void step_blocks(const StepArgs<scalar_t>& a, int64_t b0, int
   }
 }
 
-// float32 data, the common case, is compiled per ISA (csrc/cpu/isa.h): the non-template
-// overload wins overload resolution for StepArgs<float>.
+// float32, bfloat16 and float16 data are compiled per ISA (csrc/cpu/isa.h): the non-template
+// overloads win overload resolution for their StepArgs.
 template <typename scalar_t>
 void run_step_blocks(const StepArgs<scalar_t>& a, int64_t b0, int64_t b1) {
   step_blocks(a, b0, b1);
 }
 
 GDDM_ISA_CLONES void run_step_blocks(const StepArgs<float>& a, int64_t b0, int64_t b1) { step_blocks(a, b0, b1); }
+GDDM_ISA_CLONES void run_step_blocks(const StepArgs<at::BFloat16>& a, int64_t b0, int64_t b1) {
+  step_blocks(a, b0, b1);
+}
+GDDM_ISA_CLONES void run_step_blocks(const StepArgs<at::Half>& a, int64_t b0, int64_t b1) { step_blocks(a, b0, b1); }
 
 std::tuple<at::Tensor, at::Tensor> diffusion_step_cpu(
     const at::Tensor& x, const at::Tensor& m, const c10::optional<at::Tensor>& m_uncond,
