@@ -1,4 +1,4 @@
-"""`python -m gddm_kernels train|sample`: the application's command line, gddm_kernels.app.cli
+"""`python -m gddm_kernels train|sample|export`: the application's command line, gddm_kernels.app.cli
 (imported only when run, so that importing the kernel library never loads the application)."""
 
 import sys

@@ -166,6 +166,7 @@ def test_rank_generators_differ_across_ranks_and_repeat():
     (dict(mode="image", poisson_net=True), "poisson_net"),
     (dict(precision="fp16"), "unknown precision"),
     (dict(process="vp-sde"), "unknown process 'vp-sde'; choose one of \\['ddpm', 'attenuation'\\]"),
+    (dict(model="resnet"), "unknown model 'resnet'; choose one of \\['unet', 'diffusers'\\]"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -353,16 +354,17 @@ def test_save_grid_rejects_bad_shapes(tmp_path):
 
 # ---- command line ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sample"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["export"]])
 def test_cli_help(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     expected = {"train": ["--mode", "--process", "--lambda", "--poisson-net", "--precision", "--reference-ops",
-                          "--resume"],
-                "sample": ["--sampler", "--eta", "--reconstruction", "--poisson-checkpoint", "--reference-ops"]}
-    for option in expected.get(command[0] if command else "", ["train", "sample"]):
+                          "--resume", "--model"],
+                "sample": ["--sampler", "--eta", "--reconstruction", "--poisson-checkpoint", "--reference-ops"],
+                "export": ["--checkpoint", "--out", "--scheduler", "--reconstruction", "--no-ema"]}
+    for option in expected.get(command[0] if command else "", ["train", "sample", "export"]):
         assert option in text
 
 
@@ -391,6 +393,7 @@ def test_cli_train_then_sample(tmp_path, capsys, process, sampler_args):
     (["sample", "--checkpoint", "missing.pt"], "does not exist"),
     (["train", "--steps", "0"], "`steps` must be"),
     (["train", "--size", "10"], "multiple of 4"),
+    (["export", "--checkpoint", "missing.pt", "--out", "unused"], "does not exist"),
 ])
 def test_cli_errors(capsys, argv, message):
     assert main(argv) == 2
@@ -398,6 +401,8 @@ def test_cli_errors(capsys, argv, message):
 
 
 def test_cli_rejects_unknown_choices(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--mode", "pixels"])
-    assert "invalid choice" in capsys.readouterr().err
+    for argv in (["train", "--mode", "pixels"], ["train", "--model", "resnet"],
+                 ["export", "--checkpoint", "c.pt", "--out", "o", "--scheduler", "euler"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "invalid choice" in capsys.readouterr().err

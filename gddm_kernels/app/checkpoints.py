@@ -10,7 +10,10 @@ training 2N steps straight and N + resume + N give identical weights and losses.
 Loading is safe: a checkpoint is read with `torch.load(weights_only=True)`, whose unpickler
 rebuilds only tensors and plain containers, so a crafted file cannot run code. The config is
 stored as plain data (the TrainConfig's fields as a dict of str, int, float, bool, None and a
-tuple of ints), the weights and generator states as tensors. Whatever is not a checkpoint of
+tuple of ints), the weights and generator states as tensors. The config's `model` names the
+kind of diffusion network the weights belong to ("unet", or "diffusers": a UNet2DModel under
+"model.unet."), so `sample` and `export` rebuild that kind; a checkpoint of a version before
+`model` existed holds the built-in UNet (LEGACY_DEFAULTS). Whatever is not a checkpoint of
 this version (another file, a truncated or corrupt one, one whose config has other fields)
 raises `CheckpointError`, one line that says what is wrong, before any of it is used.
 """
@@ -33,10 +36,10 @@ CHECKPOINT_KEYS = ("format", "config", "step", "nets", "ema", "optimizer", "imag
 RNG_KEYS = ("data", "noise", "torch", "cuda")
 # Config fields a checkpoint may lack because older versions did not have them, with the value
 # that reproduces what those versions did.
-LEGACY_DEFAULTS = {"process": "ddpm"}
+LEGACY_DEFAULTS = {"process": "ddpm", "model": "unet"}
 # Config fields that must agree between a checkpoint and the run that resumes it.
 RESUME_FIELDS = ("mode", "process", "dataset", "size", "channels", "batch_size", "timesteps", "schedule",
-                 "base_channels", "channel_mults", "num_res_blocks", "dropout", "poisson_net", "seed")
+                 "model", "base_channels", "channel_mults", "num_res_blocks", "dropout", "poisson_net", "seed")
 
 
 class CheckpointError(ValueError):

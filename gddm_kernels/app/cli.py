@@ -1,19 +1,23 @@
-"""Command line: `python -m gddm_kernels train ...` and `python -m gddm_kernels sample ...`.
+"""Command line: `python -m gddm_kernels train ...`, `sample ...` and `export ...`.
 
     python -m gddm_kernels train --mode laplacian --dataset digits --size 16 --steps 1500 --out runs/demo
     python -m gddm_kernels sample --checkpoint runs/demo/checkpoint.pt --out runs/demo/samples.png
     python -m gddm_kernels train --mode gradient --process attenuation --out runs/atten
     python -m gddm_kernels sample --checkpoint runs/atten/checkpoint.pt --sampler attenuation --eta 1
     torchrun --nproc-per-node 2 -m gddm_kernels train ...      (DDP: gloo on CPU, nccl on CUDA)
+    python -m gddm_kernels train --mode gradient --model diffusers --out runs/unet2d
+    python -m gddm_kernels export --checkpoint runs/unet2d/checkpoint.pt --out runs/unet2d/pipeline
 
-`--help` on each subcommand explains every option; the defaults are TrainConfig's and
-`sample`'s own, tuned so that the two commands above make recognisable digits on two CPU cores
-in a few minutes.
+`--help` on each subcommand explains every option; the defaults are TrainConfig's, `sample`'s
+and `export`'s own, tuned so that the first two commands above make recognisable digits on two
+CPU cores in a few minutes. `export` writes a `--model diffusers` checkpoint as a diffusers
+GradientDomainPipeline folder (gddm_kernels.app.export).
 
 Every failure ends in one line on stderr, `error: ...` (argparse's own: `python -m
 gddm_kernels train: error: ...`), and a non-zero exit status: 2 for what the user can fix
-(arguments, files, checkpoints, a run whose loss became non-finite), 1 for anything
-unexpected, 130 for an interrupt. No traceback.
+(arguments, files, checkpoints, a run whose loss became non-finite, the diffusers extra
+missing for `--model diffusers` or `export`), 1 for anything unexpected, 130 for an
+interrupt. No traceback.
 """
 
 import argparse
@@ -24,15 +28,18 @@ from pathlib import Path
 
 from ..dispatch import BACKENDS
 from .checkpoints import CHECKPOINT_NAME
-from .config import MODES, PRECISIONS, PROCESSES, SCHEDULES, T_MIN, TrainConfig
+from .config import MODELS, MODES, PRECISIONS, PROCESSES, SCHEDULES, T_MIN, TrainConfig
+from .export import EXPORT_RECONSTRUCTIONS, EXPORT_SCHEDULERS, export
 from .loop import NonFiniteLossError, train
+from .models import DiffusersMissingError
 from .sample import RECONSTRUCTIONS, SAMPLERS, sample
 
 TRAIN_DEFAULTS = TrainConfig()
 SAMPLE_DEFAULTS = {name: p.default for name, p in inspect.signature(sample).parameters.items()}
+EXPORT_DEFAULTS = {name: p.default for name, p in inspect.signature(export).parameters.items()}
 # Failures the user can act on: bad arguments or files (CheckpointError is a ValueError), a
-# diverged run. Exit status 2, like argparse's own errors.
-USER_ERRORS = (ValueError, OSError, NonFiniteLossError)
+# diverged run, the diffusers extra missing. Exit status 2, like argparse's own errors.
+USER_ERRORS = (ValueError, OSError, NonFiniteLossError, DiffusersMissingError)
 GRID_SCALE = 4  # the CLI enlarges sample grids 4x: 16x16 digits become 64x64 tiles
 SAMPLES_NAME = "samples.png"
 
@@ -88,6 +95,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                    help="T, the number of diffusion timesteps (attenuation: the network's time input is t*T)")
     p.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule,
                    help="noise schedule of the betas (ddpm process only)")
+    p.add_argument("--model", choices=MODELS, default=d.model,
+                   help="the diffusion network: unet (built in) or diffusers (diffusers' UNet2DModel of the same "
+                        "widths, needs pip install \"gddm_kernels[diffusers]\"; the kind `export` turns into a "
+                        "diffusers pipeline)")
     p.add_argument("--base-channels", type=int, default=d.base_channels, help="U-Net width of the first level")
     p.add_argument("--channel-mults", type=int, nargs="+", default=list(d.channel_mults),
                    help="U-Net width multiplier per resolution level")
@@ -151,13 +162,32 @@ def _add_sample(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    d = EXPORT_DEFAULTS
+    p = subparsers.add_parser(
+        "export", help="write a --model diffusers checkpoint as a diffusers pipeline folder",
+        description="Write the UNet2DModel of a checkpoint trained with --model diffusers (process ddpm), a fused "
+                    "scheduler of its domain and training schedule, and the reconstruction as a "
+                    "gddm_kernels.diffusers.GradientDomainPipeline folder (GradientDomainPipeline.from_pretrained"
+                    "(OUT) loads it). Checkpoints of the built-in U-Net or of the attenuation process are refused.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train --model diffusers`")
+    p.add_argument("--out", required=True, help="folder for the pipeline (save_pretrained)")
+    p.add_argument("--scheduler", choices=EXPORT_SCHEDULERS, default=d["scheduler"],
+                   help="FusedDDPMScheduler (ddpm) or FusedDDIMScheduler (ddim)")
+    p.add_argument("--reconstruction", choices=EXPORT_RECONSTRUCTIONS, default=d["reconstruction"],
+                   help="the pipeline's field -> image Poisson solve (gradient and laplacian domains)")
+    p.add_argument("--no-ema", dest="use_ema", action="store_false", help="export the raw weights, not the EMA")
+
+
 def parser() -> argparse.ArgumentParser:
-    """The `python -m gddm_kernels` argument parser (subcommands train and sample)."""
+    """The `python -m gddm_kernels` argument parser (subcommands train, sample and export)."""
     root = _Parser(prog="python -m gddm_kernels",
-                   description="Train and sample gradient-domain diffusion models with gddm_kernels.")
+                   description="Train, sample and export gradient-domain diffusion models with gddm_kernels.")
     subparsers = root.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     _add_sample(subparsers)
+    _add_export(subparsers)
     return root
 
 
@@ -173,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"trained steps {result['start_step']}..{result['step']} in {result['seconds']:.1f} s, "
                       f"last loss {result['losses'][-1] if result['losses'] else float('nan'):.4f}; "
                       f"checkpoint {result['checkpoint']}")
+        elif command == "export":
+            export(**args)
+            print(f"exported {args['checkpoint']} as a GradientDomainPipeline to {args['out']} in "
+                  f"{time.perf_counter() - began:.1f} s")
         else:
             out = args.pop("out") or Path(args["checkpoint"]).with_name(SAMPLES_NAME)
             images = sample(args.pop("checkpoint"), out=out, **args)

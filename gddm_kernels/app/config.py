@@ -6,6 +6,8 @@ chooses from and what each choice implies.
     PROCESSES    "ddpm", "attenuation": the forward process (objective, "Processes");
                  PREDICTIONS: the U-Net's output blocks per process; T_MIN: the smallest
                  attenuation training time
+    MODELS       "unet", "diffusers": the diffusion network (the built-in UNet or diffusers'
+                 UNet2DModel, gddm_kernels.app.models)
     SCHEDULES    the DDPM noise schedules by name; PRECISIONS: "fp32", "bf16" (autocast)
     DEVICE_TYPES "cpu", "cuda" (`check_device` checks a request's spelling, `resolve_device`
                  also that the device exists here); MAX_SEED: the largest seed
@@ -25,6 +27,7 @@ PROCESSES = ("ddpm", "attenuation")
 # What the U-Net predicts per process, in the order of its output channel blocks; also the
 # names of the regression terms of the loss.
 PREDICTIONS = {"ddpm": ("eps",), "attenuation": ("attenuation", "eps")}
+MODELS = ("unet", "diffusers")  # the built-in UNet; diffusers' UNet2DModel (the `diffusers` extra)
 T_MIN = 1e-3  # attenuation training times t ~ U(T_MIN, 1]: as t -> 0 the noise k sqrt(t) eps vanishes
 SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
 PRECISIONS = ("fp32", "bf16")
@@ -51,6 +54,8 @@ class TrainConfig:
         ema_decay: EMA decay in [0, 1), warmed up as min(decay, (1 + n) / (10 + n)).
         timesteps: T, the number of diffusion steps (ddpm); for attenuation only the time
             range [0, T] of the network's input t T. schedule: "linear" or "cosine" (ddpm only).
+        model: "unet" (the built-in UNet) or "diffusers" (diffusers' UNet2DModel of the same
+            widths, needs the `diffusers` extra; the one `export` turns into a pipeline).
         base_channels, channel_mults, num_res_blocks, dropout: the U-Net (gddm_kernels.app.models).
         sparsity_weight: lambda of the guided-sparsity term (gddm_kernels.app.objective; 0 = off).
         poisson_net: also train a PoissonNet (gradient and laplacian modes, either process).
@@ -80,6 +85,7 @@ class TrainConfig:
     ema_decay: float = 0.995
     timesteps: int = 1000
     schedule: str = "linear"
+    model: str = "unet"
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1
@@ -102,6 +108,7 @@ class TrainConfig:
         _check_choice("mode", self.mode, MODES)
         _check_choice("process", self.process, PROCESSES)
         _check_choice("schedule", self.schedule, tuple(SCHEDULES))
+        _check_choice("model", self.model, MODELS)
         _check_choice("precision", self.precision, PRECISIONS)
         if self.backend is not None:
             _check_choice("backend", self.backend, tuple(BACKENDS))

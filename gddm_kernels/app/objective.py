@@ -60,7 +60,7 @@ from ..diffusion import DOMAIN_SCALES
 from ..schedules import Schedule
 from ..stencils import gradient, laplacian
 from .config import PREDICTIONS, T_MIN, TrainConfig
-from .models import PoissonNet, UNet
+from .models import PoissonNet, UNet, UNet2DAdapter
 
 
 def clean_field(x0: Tensor, mode: str) -> Tensor:
@@ -85,16 +85,22 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 class DiffusionNets(nn.Module):
     """The networks of a run: `model`, the U-Net on (B, field_channels, H, W) with one block of
-    field_channels outputs per entry of PREDICTIONS[config.process] (eps; or c, then eps), and
-    `poisson_net`, the field -> image PoissonNet (None unless config.poisson_net)."""
+    field_channels outputs per entry of PREDICTIONS[config.process] (eps; or c, then eps): the
+    built-in UNet, or diffusers' UNet2DModel behind the same call (config.model "diffusers",
+    a UNet2DAdapter); and `poisson_net`, the field -> image PoissonNet (always the built-in
+    kind; None unless config.poisson_net)."""
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__()
         self.predictions = PREDICTIONS[config.process]
         self.time_scale = float(config.timesteps) if config.process == "attenuation" else None
         width = dict(base_channels=config.base_channels, channel_mults=config.channel_mults)
-        self.model = UNet(config.field_channels, len(self.predictions) * config.field_channels,
-                          num_res_blocks=config.num_res_blocks, dropout=config.dropout, **width)
+        outputs = len(self.predictions) * config.field_channels
+        blocks = dict(num_res_blocks=config.num_res_blocks, dropout=config.dropout)
+        if config.model == "diffusers":
+            self.model = UNet2DAdapter(config.field_channels, outputs, config.size, **blocks, **width)
+        else:
+            self.model = UNet(config.field_channels, outputs, **blocks, **width)
         self.poisson_net = PoissonNet(config.field_channels, config.channels, **width) if config.poisson_net else None
 
     def network_time(self, t: Tensor) -> Tensor:
