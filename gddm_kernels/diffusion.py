@@ -42,6 +42,12 @@ def _seed(generator: torch.Generator | None, device: torch.device) -> Tensor:
     return torch.randint(0, SEED_HIGH, (1,), generator=generator, device=device, dtype=torch.int64)
 
 
+def _dense(tensors: tuple[Tensor | None, ...], dtype: torch.dtype) -> list[Tensor | None]:
+    """Each tensor in `dtype` and contiguous, as the kernels read it (itself when it already
+    is: no op call); None stays None."""
+    return [t if t is None or (t.dtype == dtype and t.is_contiguous()) else t.to(dtype).contiguous() for t in tensors]
+
+
 def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | None, shape: tuple[int, ...],
                    like: Tensor) -> Tensor | None:
     if noise is None:
@@ -52,7 +58,7 @@ def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | N
     if tuple(noise.shape) != tuple(shape) or noise.device != like.device:
         raise ValueError(f"gddm.{op}: argument `noise` must have shape {tuple(shape)} on {like.device}, "
                          f"got shape {tuple(noise.shape)} on {noise.device}")
-    return noise.to(like.dtype).contiguous()
+    return _dense((noise,), like.dtype)[0]
 
 
 def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image", noise_model: str = "paper",
@@ -163,12 +169,6 @@ def _coef_table(coefs: dict[str, Tensor]) -> Tensor:
     first = next(iter(coefs.values()))
     zero = torch.zeros(shape, dtype=torch.float64, device=first.device)
     return torch.stack([coefs[name].expand(shape) if name in coefs else zero for name in STEP_COEFS], dim=-1)
-
-
-def _dense(tensors: tuple[Tensor | None, ...], dtype: torch.dtype) -> list[Tensor | None]:
-    """Each tensor in `dtype` and contiguous, as the kernels read it (itself when it already
-    is: no op call); None stays None."""
-    return [t if t is None or (t.dtype == dtype and t.is_contiguous()) else t.to(dtype).contiguous() for t in tensors]
 
 
 def _launch(op: str, sample: Tensor, model_output: Tensor, table: Tensor, *, uncond_output: Tensor | None = None,

@@ -76,21 +76,16 @@ class Schedule:
                         *, allow_clean: bool = False, check_range: bool = True) -> Tensor:
         """`t` is a (batch_size,) integer tensor on `device` (and on the schedule's device) with
         values in [0, T), or in [-1, T) when `allow_clean` (t = -1: the clean sample). Returns
-        it as int64. `check_range=False` leaves the values to the caller (the compiled ops check
-        them in C++, without tensor ops), and with them the schedule's device (checked there
-        too); an int64 `t` of the right shape on the right device is then returned at once (the
-        full checks below cost microseconds, a kernel's launch at small sizes)."""
-        if (not check_range and isinstance(t, Tensor) and t.dtype is torch.int64 and t.shape == (batch_size,)
-                and t.device == device):
-            return t
+        it as int64. `check_range=False` leaves the values, and the schedule's device, to the
+        caller (the compiled ops check both in C++, without tensor ops)."""
         t = check_per_sample(t, batch_size, device, op, arg, integer=True)
+        if not check_range:
+            return t
         if self.device != t.device:
             raise ValueError(
                 f"gddm.{op}: argument `schedule` must be on the device of `{arg}` ({t.device}); "
                 f"move it with schedule.to(device), got a schedule on {self.device}"
             )
-        if not check_range:
-            return t
         low = -1 if allow_clean else 0
         check_values((t >= low) & (t < self.num_timesteps), t, op, arg,
                      f"lie in [{low}, {self.num_timesteps})")
@@ -102,6 +97,9 @@ def check_per_sample(t: object, batch_size: int, device: torch.device, op: str, 
     """`t` is a (batch_size,) tensor on `device`, of an integer (discrete timesteps) or a
     floating (continuous times) dtype. Returns integer timesteps as int64 (every integer dtype
     is accepted and converted once: uint8 would index as a mask and wrap below 0)."""
+    if isinstance(t, Tensor) and t.shape == (batch_size,) and t.device == device and (
+            t.dtype is torch.int64 if integer else t.dtype.is_floating_point):
+        return t  # the common case, accepted at once (the checks below cost microseconds)
     if not isinstance(t, Tensor):
         raise TypeError(f"gddm.{op}: argument `{arg}` must be a torch.Tensor, got {type(t).__name__}")
     if integer and t.dtype not in INTEGER_DTYPES:
