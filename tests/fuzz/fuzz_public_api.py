@@ -27,6 +27,9 @@ CLEAR = re.compile(r"gddm\.[a-z_0-9]+.*: .*`[a-z_0-9\[\]]+`|gddm\.[a-z_0-9]+: (i
 REFUSED = re.compile(r"gddm\.[a-z_0-9]+: backend '(cpu|triton)' cannot run on this input")
 SCHEDULE = linear_schedule(50)
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 2e-4, torch.float16: 2e-2, torch.bfloat16: 8e-2}
+# Generated noise is float32 normals (reference/random.py) from log, cos and sin, which torch
+# and the C++ kernels round within an ulp of their own: float64 results agree to that.
+GENERATED_NOISE_TOLERANCE = 1e-6
 
 
 def random_tensor(rng: random.Random) -> torch.Tensor:
@@ -113,8 +116,8 @@ def main(cases: int, seed: int) -> int:
                     same_nan = torch.equal(a.isnan(), b.isnan())
                     finite = a.isfinite() & b.isfinite()
                     scale = float(b[finite].abs().max()) if finite.any() else 1.0
-                    close = torch.allclose(a[finite], b[finite], atol=TOLERANCE[value.dtype] * max(scale, 1.0),
-                                           rtol=TOLERANCE[value.dtype])
+                    tol = max(TOLERANCE[value.dtype], GENERATED_NOISE_TOLERANCE if op == "add_noise" else 0.0)
+                    close = torch.allclose(a[finite], b[finite], atol=tol * max(scale, 1.0), rtol=tol)
                     if op == "poisson_solve" and not same_nan:
                         problem = "NaN pattern differs from the reference"
                     elif not close:
