@@ -9,8 +9,9 @@ gddm_kernels.diffusers, side by side in one process on the same inputs.
   called at one of them, as a pipeline does; DPM-Solver's step index is reset before each
   call so it stays on the same second-order step.
 * a whole 50-step DDPMPipeline (unconditional) with a small randomly initialised
-  UNet2DModel, once with each stock scheduler and once with its fused twin swapped in by
-  `from_config`: the end-to-end effect, where the U-Net dominates.
+  UNet2DModel with each stock scheduler and with its fused twin swapped in by `from_config`,
+  the two runs interleaved PIPELINE_REPEATS times (medians): the end-to-end effect, where the
+  U-Net dominates.
 
 Bytes moved (the memory-bound floor of a step): DDPM and DDIM read x_t and the model output
 and write x_{t-1} and the x_0 prediction (pred_original_sample); DPM-Solver++ also reads the
@@ -20,13 +21,16 @@ previous x_0; add_noise reads x_0 and the noise and writes x_t.
 """
 
 import argparse
+import functools
+import statistics
+import time
 import warnings
 from collections.abc import Callable
 
 import torch
 from tqdm import tqdm
 
-from .harness import Record, copy_bandwidth_gbps, table, time_ms
+from .harness import Record, copy_bandwidth_gbps, synchronize, table, time_ms
 
 SUITE = "diffusers"
 SHAPES = {"cpu": [(8, 4, 64, 64), (1, 4, 16, 16)], "cuda": [(8, 4, 64, 64), (1, 4, 16, 16)]}
@@ -36,6 +40,7 @@ STEP_INDEX = 1  # a step in the middle of nowhere special: the second of 50
 # Tensors of the sample's size each call must read + write.
 TRAFFIC = {"ddpm step": 4, "ddim step": 4, "dpm-solver++ step": 5, "add_noise": 3}
 PIPELINE = {"batch": 2, "size": 32, "channels": 3, "block_out_channels": (16, 32), "groups": 8, "steps": 50}
+PIPELINE_REPEATS = 5
 STOCK, FUSED = "diffusers (stock)", "gddm_kernels.diffusers (fused)"
 
 
@@ -101,14 +106,33 @@ def pipeline_records(device: str) -> list[Record]:
     shape = f"{PIPELINE['batch']}x{PIPELINE['channels']}x{PIPELINE['size']}x{PIPELINE['size']}"
     records = []
     for name, (stock_cls, fused_cls) in tqdm(_pairs().items(), desc=f"{SUITE} pipeline", unit="scheduler"):
+        runs = {}
         for impl, cls in ((STOCK, stock_cls), (FUSED, fused_cls)):
             pipe = diffusers.DDPMPipeline(unet=unet, scheduler=cls())
             pipe.set_progress_bar_config(disable=True)
-            ms = time_ms(lambda: pipe(batch_size=PIPELINE["batch"], num_inference_steps=PIPELINE["steps"],
-                                      output_type="pt"), device)
+            runs[impl] = functools.partial(pipe, batch_size=PIPELINE["batch"], num_inference_steps=PIPELINE["steps"],
+                                           output_type="pt")
+        for impl, ms in _interleaved_medians(runs, device).items():
             records.append(Record(SUITE, f"{name} {PIPELINE['steps']}-step pipeline", "end to end", shape, "float32",
                                   impl, ms, None, None))
     return records
+
+
+def _interleaved_medians(runs: dict[str, Callable[[], object]], device: str) -> dict[str, float]:
+    """Median wall time (ms) of each run over PIPELINE_REPEATS rounds that call every run once
+    in turn: a whole pipeline takes long enough for the machine's load to drift between two
+    back-to-back timings, and interleaving lets the drift hit every run alike."""
+    times: dict[str, list[float]] = {impl: [] for impl in runs}
+    for fn in runs.values():
+        fn()  # warm-up
+    for _ in range(PIPELINE_REPEATS):
+        for impl, fn in runs.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[impl].append(1e3 * (time.perf_counter() - start))
+    return {impl: statistics.median(t) for impl, t in times.items()}
 
 
 def run(device: str, copy_gbps: float) -> list[Record]:
