@@ -465,6 +465,14 @@ class ReverseTrajectory:
         self.sampler, self.eta, self.clip_x0 = sampler, eta, clip_x0
         self.steps = times.shape[0] - 1
         self.table = _coef_table(coefs)
+        self._kernel_tables: dict[torch.dtype, Tensor] = {}
+
+    def _kernel_table(self, dtype: torch.dtype) -> Tensor:
+        """`table` in the kernels' arithmetic dtype for samples of `dtype`, converted once."""
+        arithmetic = arithmetic_dtype(dtype)
+        if arithmetic not in self._kernel_tables:
+            self._kernel_tables[arithmetic] = self.table.to(arithmetic)
+        return self._kernel_tables[arithmetic]
 
     def step(self, i: int, sample: Tensor, model_output: Tensor | tuple[Tensor, Tensor], *,
              prev_x0: Tensor | None = None, uncond_output: Tensor | tuple[Tensor, Tensor] | None = None,
@@ -479,7 +487,7 @@ class ReverseTrajectory:
         check_sample(sample, op)
         check_guidance(uncond_output, guidance_scale, op)
         guidance = dict(guidance_scale=guidance_scale)
-        table = self.table[i]
+        table = self._kernel_table(sample.dtype)[i]
         if table.shape[0] != sample.shape[0] or table.device != sample.device:
             raise ValueError(f"gddm.{op}: `sample` must have B = {table.shape[0]} samples on {table.device}, got "
                              f"shape {tuple(sample.shape)} on {sample.device}")
