@@ -39,6 +39,35 @@ inline void check_gammas(const at::Tensor& gammas, const at::Tensor& t, const ch
                     t.device(), " (move the schedule with schedule.to(device))");
 }
 
+// The argument checks of step_coefs that every device shares (the CPU loop adds the range
+// checks, the CUDA kernel asserts them): the per-sample times, and the gamma table of a
+// schedule sampler.
+struct StepCoefArgs {
+  const char* op;  // the public function's name, for messages
+  int64_t batch;
+  bool attenuation;  // floating times, no gamma table
+};
+
+inline StepCoefArgs check_step_coef_args(const at::Tensor& gammas, const at::Tensor& t, const at::Tensor& t_prev,
+                                         const c10::optional<at::Tensor>& t_last, int64_t sampler) {
+  const StepCoefArgs args{step_op_name(sampler), t.numel(), sampler == kAttenuation};
+  check_times(t, args.batch, t, !args.attenuation, args.op, "t");
+  check_times(t_prev, args.batch, t, !args.attenuation, args.op, "t_prev");
+  if (t_last) check_times(*t_last, args.batch, t, true, args.op, "t_last");
+  if (!args.attenuation) check_gammas(gammas, t, args.op);
+  return args;
+}
+
+// The same for noise_coefs: integer timesteps of a schedule, or the attenuation process's
+// floating times.
+inline StepCoefArgs check_noise_coef_args(const at::Tensor& gammas, const at::Tensor& t) {
+  const bool attenuation = at::isFloatingType(t.scalar_type());
+  const StepCoefArgs args{attenuation ? "attenuation_add_noise" : "add_noise", t.numel(), attenuation};
+  check_times(t, args.batch, t, !attenuation, args.op, "t");
+  if (!attenuation) check_gammas(gammas, t, args.op);
+  return args;
+}
+
 // Collects the entries that break a requirement, then raises once with all of them.
 template <typename value_t>
 class RangeCheck {

@@ -13,12 +13,7 @@ namespace {
 at::Tensor step_coefs_cpu(const at::Tensor& gammas, const at::Tensor& t, const at::Tensor& t_prev,
                           const c10::optional<at::Tensor>& t_last, int64_t sampler, int64_t prediction, double eta,
                           double k, bool clip) {
-  const char* op = step_op_name(sampler);
-  const int64_t B = t.numel();
-  const bool attenuation = sampler == kAttenuation;
-  check_times(t, B, t, !attenuation, op, "t");
-  check_times(t_prev, B, t, !attenuation, op, "t_prev");
-  if (t_last) check_times(*t_last, B, t, true, op, "t_last");
+  const auto [op, B, attenuation] = check_step_coef_args(gammas, t, t_prev, t_last, sampler);
   const StepParams params{int(sampler), int(prediction), eta, k, clip};
   at::Tensor out = at::empty({B, kNumStepCoefs}, t.options().dtype(at::kDouble));
   double* c = out.mutable_data_ptr<double>();
@@ -33,7 +28,6 @@ at::Tensor step_coefs_cpu(const at::Tensor& gammas, const at::Tensor& t, const a
     for (int64_t b = 0; b < B; ++b) attenuation_step_coefs(params, tv[b], pv[b], c + b * kNumStepCoefs);
     return out;
   }
-  check_gammas(gammas, t, op);
   const int64_t T = gammas.numel();
   const std::string range = "lie in [0, " + std::to_string(T) + ")";
   const at::Tensor tc = t.contiguous(), pc = t_prev.contiguous();
@@ -66,10 +60,7 @@ at::Tensor step_coefs_cpu(const at::Tensor& gammas, const at::Tensor& t, const a
 }
 
 at::Tensor noise_coefs_cpu(const at::Tensor& gammas, const at::Tensor& t, double k) {
-  const int64_t B = t.numel();
-  const bool attenuation = at::isFloatingType(t.scalar_type());
-  const char* op = attenuation ? "attenuation_add_noise" : "add_noise";
-  check_times(t, B, t, !attenuation, op, "t");
+  const auto [op, B, attenuation] = check_noise_coef_args(gammas, t);
   at::Tensor out = at::empty({B, 2}, t.options().dtype(at::kDouble));
   double* c = out.mutable_data_ptr<double>();
   if (attenuation) {
@@ -81,7 +72,6 @@ at::Tensor noise_coefs_cpu(const at::Tensor& gammas, const at::Tensor& t, double
     for (int64_t b = 0; b < B; ++b) c[2 * b] = 1 - tv[b], c[2 * b + 1] = k * std::sqrt(tv[b]);
     return out;
   }
-  check_gammas(gammas, t, op);
   const int64_t T = gammas.numel();
   const at::Tensor tc = t.contiguous();
   const int64_t* tv = tc.const_data_ptr<int64_t>();

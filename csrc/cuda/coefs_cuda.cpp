@@ -16,12 +16,7 @@ const int64_t* optional_times(const c10::optional<at::Tensor>& t) {
 at::Tensor step_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, const at::Tensor& t_prev,
                            const c10::optional<at::Tensor>& t_last, int64_t sampler, int64_t prediction, double eta,
                            double k, bool clip) {
-  const char* op = step_op_name(sampler);
-  const int64_t B = t.numel();
-  const bool attenuation = sampler == kAttenuation;
-  check_times(t, B, t, !attenuation, op, "t");
-  check_times(t_prev, B, t, !attenuation, op, "t_prev");
-  if (t_last) check_times(*t_last, B, t, true, op, "t_last");
+  const auto [op, B, attenuation] = check_step_coef_args(gammas, t, t_prev, t_last, sampler);
   const cuda::DeviceGuard guard(t.device());
   const StepParams params{int(sampler), int(prediction), eta, k, clip};
   at::Tensor out = at::empty({B, kNumStepCoefs}, t.options().dtype(at::kDouble));
@@ -32,7 +27,6 @@ at::Tensor step_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, const 
     cuda::launch_attenuation_step_coefs(t64.const_data_ptr<double>(), p64.const_data_ptr<double>(), B, params,
                                         out.mutable_data_ptr<double>(), stream);
   } else {
-    check_gammas(gammas, t, op);
     const at::Tensor tc = t.contiguous(), pc = t_prev.contiguous();
     const c10::optional<at::Tensor> lc = t_last ? c10::optional<at::Tensor>(t_last->contiguous()) : c10::nullopt;
     cuda::launch_schedule_step_coefs(gammas.const_data_ptr<double>(), gammas.numel(), tc.const_data_ptr<int64_t>(),
@@ -44,10 +38,7 @@ at::Tensor step_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, const 
 }
 
 at::Tensor noise_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, double k) {
-  const int64_t B = t.numel();
-  const bool attenuation = at::isFloatingType(t.scalar_type());
-  const char* op = attenuation ? "attenuation_add_noise" : "add_noise";
-  check_times(t, B, t, !attenuation, op, "t");
+  const auto [op, B, attenuation] = check_noise_coef_args(gammas, t);
   const cuda::DeviceGuard guard(t.device());
   at::Tensor out = at::empty({B, 2}, t.options().dtype(at::kDouble));
   if (B == 0) return out;
@@ -57,7 +48,6 @@ at::Tensor noise_coefs_cuda(const at::Tensor& gammas, const at::Tensor& t, doubl
     cuda::launch_noise_coefs(nullptr, 0, nullptr, t64.const_data_ptr<double>(), B, k, out.mutable_data_ptr<double>(),
                              stream);
   } else {
-    check_gammas(gammas, t, op);
     const at::Tensor tc = t.contiguous();
     cuda::launch_noise_coefs(gammas.const_data_ptr<double>(), gammas.numel(), tc.const_data_ptr<int64_t>(), nullptr,
                              B, k, out.mutable_data_ptr<double>(), stream);
