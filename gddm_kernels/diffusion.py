@@ -42,10 +42,10 @@ def _seed(generator: torch.Generator | None, device: torch.device) -> Tensor:
     return torch.randint(0, SEED_HIGH, (1,), generator=generator, device=device, dtype=torch.int64)
 
 
-def _dense(tensors: tuple[Tensor | None, ...], dtype: torch.dtype) -> list[Tensor | None]:
-    """Each tensor in `dtype` and contiguous, as the kernels read it (itself when it already
-    is: no op call); None stays None."""
-    return [t if t is None or (t.dtype == dtype and t.is_contiguous()) else t.to(dtype).contiguous() for t in tensors]
+def _dense(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """t in `dtype` and contiguous, as the kernels read it (t itself when it already is: no op
+    call); None stays None."""
+    return t if t is None or (t.dtype == dtype and t.is_contiguous()) else t.to(dtype).contiguous()
 
 
 def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | None, shape: tuple[int, ...],
@@ -58,7 +58,7 @@ def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | N
     if tuple(noise.shape) != tuple(shape) or noise.device != like.device:
         raise ValueError(f"gddm.{op}: argument `noise` must have shape {tuple(shape)} on {like.device}, "
                          f"got shape {tuple(noise.shape)} on {noise.device}")
-    return _dense((noise,), like.dtype)[0]
+    return _dense(noise, like.dtype)
 
 
 def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image", noise_model: str = "paper",
@@ -179,10 +179,9 @@ def _launch(op: str, sample: Tensor, model_output: Tensor, table: Tensor, *, unc
     """One fused step with the coefficient table (B, len(STEP_COEFS)) of `_coef_table`."""
     z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
     seed = _seed(generator, sample.device) if draws_noise and z is None else None
-
     return _fused_calls.diffusion_step(
-        sample.contiguous(), *_dense((model_output, uncond_output, m2, m2_uncond, prev_x0), sample.dtype),
-        _dense((table,), arithmetic_dtype(sample.dtype))[0], float(guidance_scale or 0.0),
+        sample.contiguous(), *(_dense(x, sample.dtype) for x in (model_output, uncond_output, m2, m2_uncond, prev_x0)),
+        _dense(table, arithmetic_dtype(sample.dtype)), float(guidance_scale or 0.0),
         float(clip_x0 or NO_CLIP), z, seed, write_x0, backend)
 
 
@@ -219,10 +218,9 @@ def _compiled_step(op: str, sampler: str, sample: Tensor, model_output: Tensor, 
     range checks, seed and kernel in one C++ op (csrc/sampler_ops.cpp)."""
     z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
     codes = ATTENUATION_PREDICTION_CODES if sampler == "attenuation" else PREDICTION_CODES
-
     return torch.ops.gddm_C.sampler_step(
-        sample.contiguous(), *_dense((model_output, uncond_output, m2, m2_uncond, prev_x0), sample.dtype), gammas, t,
-        t_prev, t_last, SAMPLER_CODES[sampler], codes[prediction_type], float(eta),
+        sample.contiguous(), *(_dense(x, sample.dtype) for x in (model_output, uncond_output, m2, m2_uncond, prev_x0)),
+        gammas, t, t_prev, t_last, SAMPLER_CODES[sampler], codes[prediction_type], float(eta),
         float(domain_scale), float(guidance_scale or 0.0), float(clip_x0 or NO_CLIP), z, generator, draws_noise,
         write_x0)
 

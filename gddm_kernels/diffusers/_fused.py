@@ -164,6 +164,14 @@ class FusedSchedulerMixin:
                               f"diffusers' {parent} code", UserWarning, stacklevel=3)
         return True
 
+    def _shared_config_reasons(self) -> list[str]:
+        """The options of a configuration that no fused step covers: thresholding, and a
+        prediction type the kernel has no coefficients for."""
+        reasons = ["thresholding=True"] if self.config.thresholding else []
+        if self.config.prediction_type not in PREDICTION_TYPES:
+            reasons.append(f"prediction_type={self.config.prediction_type!r}")
+        return reasons
+
     def _call_reasons(self, model_output: Tensor, timestep: int | Tensor | None, sample: Tensor,
                       config_key: tuple) -> list[str]:
         """Why the fused step cannot take this call: the configuration's reasons (its
@@ -217,6 +225,13 @@ class FusedSchedulerMixin:
 class CumprodAddNoiseMixin(FusedSchedulerMixin):
     """The forward process of DDPM and DDIM: x_t = sqrt(g_t) x_0 + k sqrt(1 - g_t) eps,
     g = alphas_cumprod."""
+
+    def _shared_config_reasons(self) -> list[str]:
+        """As the base's, plus clip_sample with a range the clamp cannot take."""
+        reasons = super()._shared_config_reasons()
+        if self.config.clip_sample and not self.config.clip_sample_range > 0:
+            reasons.append(f"clip_sample_range={self.config.clip_sample_range}")
+        return reasons
 
     def _add_noise_table(self) -> Tensor:
         g = self.alphas_cumprod.cpu().double()

@@ -48,15 +48,9 @@ class FusedDDIMScheduler(CumprodAddNoiseMixin, DDIMScheduler):
 
     def _config_reasons(self) -> list[str]:
         """The options of this configuration that the fused step does not cover."""
-        reasons = []
+        reasons = self._shared_config_reasons()
         if self.num_inference_steps is None:
             reasons.append("a step before set_timesteps")  # the parent raises
-        if self.config.thresholding:
-            reasons.append("thresholding=True")
-        if self.config.prediction_type not in PREDICTION_TYPES:
-            reasons.append(f"prediction_type={self.config.prediction_type!r}")
-        if self.config.clip_sample and not self.config.clip_sample_range > 0:
-            reasons.append(f"clip_sample_range={self.config.clip_sample_range}")
         return reasons
 
     def _step_reasons(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor) -> list[str]:

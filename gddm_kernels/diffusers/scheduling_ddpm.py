@@ -79,15 +79,9 @@ class FusedDDPMScheduler(CumprodAddNoiseMixin, DDPMScheduler):
 
     def _config_reasons(self) -> list[str]:
         """The options of this configuration that the fused step does not cover."""
-        reasons = []
-        if self.config.thresholding:
-            reasons.append("thresholding=True")
+        reasons = self._shared_config_reasons()
         if self.variance_type not in FUSED_VARIANCE_TYPES:
             reasons.append(f"variance_type={self.variance_type!r}")
-        if self.config.prediction_type not in PREDICTION_TYPES:
-            reasons.append(f"prediction_type={self.config.prediction_type!r}")
-        if self.config.clip_sample and not self.config.clip_sample_range > 0:
-            reasons.append(f"clip_sample_range={self.config.clip_sample_range}")
         return reasons
 
     def _step_reasons(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor) -> list[str]:

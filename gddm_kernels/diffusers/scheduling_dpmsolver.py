@@ -87,16 +87,11 @@ class FusedDPMSolverMultistepScheduler(FusedSchedulerMixin, DPMSolverMultistepSc
 
     def _config_reasons(self) -> list[str]:
         """The options of this configuration that the fused step does not cover."""
-        config = self.config
-        reasons = []
-        if config.algorithm_type != FUSED_ALGORITHM:
-            reasons.append(f"algorithm_type={config.algorithm_type!r}")
-        if config.thresholding:
-            reasons.append("thresholding=True")
-        if config.prediction_type not in PREDICTION_TYPES:
-            reasons.append(f"prediction_type={config.prediction_type!r}")
-        if config.variance_type is not None:
-            reasons.append(f"variance_type={config.variance_type!r}")
+        reasons = self._shared_config_reasons()
+        if self.config.algorithm_type != FUSED_ALGORITHM:
+            reasons.append(f"algorithm_type={self.config.algorithm_type!r}")
+        if self.config.variance_type is not None:
+            reasons.append(f"variance_type={self.config.variance_type!r}")
         return reasons
 
     def _step_reasons(self, model_output: Tensor, sample: Tensor, order: int) -> list[str]:

@@ -2,7 +2,7 @@
 reverse-step kernels (specification: gddm_kernels/reference/fused_diffusion.py). Both check
 their arguments themselves (also on the fake), so a direct torch.ops.gddm.* call on any
 backend gets the same clear errors as the public functions of gddm_kernels.diffusion. They
-take tensors in any layout; the kernels read contiguous copies (`_dense`), outputs are
+take tensors in any layout; the kernels read contiguous copies (`_contiguous`), outputs are
 contiguous.
 
 add_noise is linear in x0: its backward is a[b] D^T(grad) per sample (D^T = identity,
@@ -18,7 +18,7 @@ from ..dispatch import AUTO, select
 from .stencils import divergence, laplacian
 
 
-def _dense(t: Tensor | None) -> Tensor | None:
+def _contiguous(t: Tensor | None) -> Tensor | None:
     """t as the kernels index it: contiguous (t itself when it already is)."""
     return None if t is None else t.contiguous()
 
@@ -28,8 +28,8 @@ def add_noise(x0: Tensor, coefs: Tensor, domain: str, exact: bool, noise: Tensor
               write_noise: bool, backend: str = AUTO) -> tuple[Tensor, Tensor]:
     """(x_t, generated noise or empty): x_t = a D(x0) + s eps, or D(a x0 + s eps) when exact."""
     check_add_noise_args(x0, coefs, domain, exact, noise, seed)
-    return select("add_noise", backend, x0).add_noise(_dense(x0), _dense(coefs), domain, exact, _dense(noise), seed,
-                                                      write_noise)
+    return select("add_noise", backend, x0).add_noise(_contiguous(x0), _contiguous(coefs), domain, exact,
+                                                      _contiguous(noise), seed, write_noise)
 
 
 @add_noise.register_fake
@@ -67,8 +67,8 @@ def diffusion_step(x: Tensor, m: Tensor, m_uncond: Tensor | None, m2: Tensor | N
     """(x_prev, x0 or empty): one generic affine step (reference/fused_diffusion.py)."""
     check_step_args(x, m, m_uncond, m2, m2_uncond, prev_x0, coefs, noise, seed)
     return select("diffusion_step", backend, x).diffusion_step(
-        _dense(x), _dense(m), _dense(m_uncond), _dense(m2), _dense(m2_uncond), _dense(prev_x0), _dense(coefs),
-        guidance, clip, _dense(noise), seed, write_x0)
+        *(_contiguous(t) for t in (x, m, m_uncond, m2, m2_uncond, prev_x0, coefs)), guidance, clip, _contiguous(noise),
+        seed, write_x0)
 
 
 @diffusion_step.register_fake
