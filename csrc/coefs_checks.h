@@ -22,14 +22,26 @@ inline const char* step_op_name(int64_t sampler) {
   return names[sampler];
 }
 
+// A shape as Python writes a tuple: (4, 3, 6, 5), (5,) or ().
+inline std::string python_shape(at::IntArrayRef sizes) {
+  std::ostringstream out;
+  out << "(";
+  for (size_t i = 0; i < sizes.size(); ++i) out << (i ? ", " : "") << sizes[i];
+  out << (sizes.size() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+// Per-sample times: (batch,) on like's device, int64 timesteps or floating times (the messages
+// of gddm_kernels/schedules.py check_per_sample).
 inline void check_times(const at::Tensor& t, int64_t batch, const at::Tensor& like, bool integer, const char* op,
                         const char* arg) {
-  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == batch && t.device() == like.device(), "gddm.", op, ": argument `",
-                    arg, "` must have shape (B,) = (", batch, ",) on ", like.device(), ", got shape ", t.sizes(),
-                    " on ", t.device());
   TORCH_CHECK_TYPE(integer ? t.scalar_type() == at::kLong : at::isFloatingType(t.scalar_type()), "gddm.", op,
                    ": argument `", arg, "` must be ", integer ? "int64 timesteps" : "floating times", ", got ",
                    t.scalar_type());
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == batch, "gddm.", op, ": argument `", arg, "` must have shape (B,) = (",
+                    batch, ",), one entry per sample, got shape ", python_shape(t.sizes()));
+  TORCH_CHECK_VALUE(t.device() == like.device(), "gddm.", op, ": argument `", arg,
+                    "` must be on the data's device ", like.device(), ", got ", t.device());
 }
 
 inline void check_gammas(const at::Tensor& gammas, const at::Tensor& t, const char* op) {

@@ -231,4 +231,25 @@ GDDM_HD StepResult<acc_t> step_at(const acc_t* k, acc_t x, acc_t m, acc_t m2, ac
   return {term(k[kC0], x) + term(k[kC1], d) + term(k[kC2], eps) + term(k[kC3], z), x0};
 }
 
+// Without clipping the step is affine in its per-element inputs, and finite coefficients fold,
+// per sample, into one per input: the CPU kernel's form of step_at, the same value up to
+// rounding at a third of the arithmetic (the fold itself in float64). With w = c1 (1 + r) + c2 e2, the
+// weight of x0 in out:
+//   out = kx x + km m + km2 m2 + kp prev_x0 + kz z,      x0 = a0 x + a1 m
+//   kx = c0 + c2 e0 + w a0,  km = c2 e1 + w a1,  km2 = c2 e3,  kp = -c1 r,  kz = c3.
+// Each product is again a `term`: an input none of whose terms reaches step_at's output has a
+// folded coefficient of exactly 0, so it does not reach this one either, infinite or NaN.
+template <typename acc_t>
+struct AffineStep {
+  acc_t x, m, m2, prev_x0, z;
+};
+
+template <typename acc_t>
+GDDM_HD AffineStep<acc_t> affine_step(const acc_t* k) {
+  const double c1 = k[kC1], c2 = k[kC2], r = k[kR];
+  const double w = c1 * (1 + r) + c2 * k[kE2];
+  return {static_cast<acc_t>(k[kC0] + c2 * k[kE0] + w * k[kA0]), static_cast<acc_t>(c2 * k[kE1] + w * k[kA1]),
+          static_cast<acc_t>(c2 * k[kE3]), static_cast<acc_t>(-c1 * r), k[kC3]};
+}
+
 }  // namespace gddm

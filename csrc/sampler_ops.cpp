@@ -1,9 +1,12 @@
 // The diffusion ops of the compiled backends with the coefficients formed in C++: a forward
 // process or a reverse step takes the schedule's gamma table and the per-sample timesteps, the
-// per-sample coefficients come from gddm_C::noise_coefs / step_coefs (csrc/step_coefs.h; a
-// loop on the CPU, one thread per sample on CUDA), and the fused kernel follows. No host
-// tensor ops and no host sync between the caller and the kernels; the seed of the in-kernel
-// noise is drawn here from the caller's generator, exactly as torch.randint would draw it.
+// per-sample coefficients come from gddm_C::noise_coefs / step_coefs (csrc/step_coefs.h; one
+// thread per sample on CUDA), and the fused kernel follows. No host tensor ops and no host sync
+// between the caller and the kernels; the seed of the in-kernel noise is drawn from the
+// caller's generator, exactly as torch.randint would draw it (csrc/seed.h). This file holds the
+// schemas, the composite form for the devices without their own (the CPU has one in
+// csrc/cpu/diffusion_cpu.cpp, which forms the coefficients in a host buffer) and the autograd
+// of sampler_add_noise.
 //
 //   step_coefs(gammas, t, t_prev, t_last?, sampler, prediction, eta, k, clip) -> (B, 11) float64
 //   noise_coefs(gammas, t, k) -> (B, 2) float64: [sqrt(g), k sqrt(1 - g)] for integer
@@ -20,13 +23,14 @@
 
 #include <tuple>
 
+#include "sampler_checks.h"
+#include "seed.h"
+
 namespace gddm {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-constexpr int64_t kSeedHigh = int64_t(1) << 62;  // seeds are uniform in [0, 2^62) (gddm_kernels/diffusion.py)
 
 template <typename Signature>
 c10::TypedOperatorHandle<Signature> find(const char* name) {
@@ -49,12 +53,6 @@ using SamplerAddNoiseOp = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, 
 
 at::ScalarType arithmetic_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
-OptTensor draw_seed(bool draw, const OptTensor& noise, c10::optional<at::Generator> generator,
-                    const at::Tensor& like) {
-  if (!draw || noise) return c10::nullopt;
-  return at::randint(0, kSeedHigh, {1}, std::move(generator), like.options().dtype(at::kLong));
-}
-
 std::tuple<at::Tensor, at::Tensor> sampler_step_impl(
     const at::Tensor& x, const at::Tensor& m, const OptTensor& m_uncond, const OptTensor& m2,
     const OptTensor& m2_uncond, const OptTensor& prev_x0, const at::Tensor& gammas, const at::Tensor& t,
@@ -63,6 +61,7 @@ std::tuple<at::Tensor, at::Tensor> sampler_step_impl(
     bool write_x0) {
   static const auto step_coefs = find<StepCoefsOp>("gddm_C::step_coefs");
   static const auto step = find<StepOp>("gddm_C::diffusion_step");
+  check_sampler_step_tensors(sampler, x, m, m_uncond, m2, m2_uncond, prev_x0, t, t_prev, t_last, noise);
   const at::Tensor coefs = step_coefs.call(gammas, t, t_prev, t_last, sampler, prediction, eta, k, clip > 0)
                                .to(arithmetic_dtype(x.scalar_type()));
   const OptTensor seed = draw_seed(draw_noise, noise, std::move(generator), x);
@@ -125,6 +124,11 @@ std::tuple<at::Tensor, at::Tensor> sampler_add_noise_autograd(const at::Tensor& 
                                                               double k, const OptTensor& noise,
                                                               c10::optional<at::Generator> generator,
                                                               bool write_noise) {
+  if (!(x0.requires_grad() && at::GradMode::is_enabled())) {  // no graph to record: the device's kernel
+    static const auto op = find<SamplerAddNoiseOp>("gddm_C::sampler_add_noise");
+    const at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(x0, gammas, t, domain, exact, k, noise, std::move(generator), write_noise);
+  }
   variable_list out = AddNoiseFunction::apply(x0, gammas, t, domain, exact, k, noise, std::move(generator),
                                               write_noise);
   return {out[0], out[1]};

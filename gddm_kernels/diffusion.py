@@ -48,14 +48,16 @@ def _dense(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     return t if t is None or (t.dtype == dtype and t.is_contiguous()) else t.to(dtype).contiguous()
 
 
-def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | None, shape: tuple[int, ...],
-                   like: Tensor) -> Tensor | None:
+def _checked_noise(op: str, noise: Tensor | None, generator: torch.Generator | None,
+                   shape: tuple[int, ...] | None, like: Tensor) -> Tensor | None:
+    """`noise` in like's dtype, checked (shape None: its shape and device are left to the
+    compiled op, which checks them with the same message)."""
     if noise is None:
         return None
     if generator is not None:
         raise ValueError(f"gddm.{op}: argument `generator` must be None when `noise` is given, got a generator")
     check_tensor(noise, op, "noise")
-    if tuple(noise.shape) != tuple(shape) or noise.device != like.device:
+    if shape is not None and (tuple(noise.shape) != tuple(shape) or noise.device != like.device):
         raise ValueError(f"gddm.{op}: argument `noise` must have shape {tuple(shape)} on {like.device}, "
                          f"got shape {tuple(noise.shape)} on {noise.device}")
     return _dense(noise, like.dtype)
@@ -179,17 +181,18 @@ def _launch(op: str, sample: Tensor, model_output: Tensor, table: Tensor, *, unc
     """One fused step with the coefficient table (B, len(STEP_COEFS)) of `_coef_table`."""
     z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
     seed = _seed(generator, sample.device) if draws_noise and z is None else None
+    dtype = sample.dtype
     return _fused_calls.diffusion_step(
-        sample.contiguous(), *(_dense(x, sample.dtype) for x in (model_output, uncond_output, m2, m2_uncond, prev_x0)),
-        _dense(table, arithmetic_dtype(sample.dtype)), float(guidance_scale or 0.0),
-        float(clip_x0 or NO_CLIP), z, seed, write_x0, backend)
+        sample.contiguous(), _dense(model_output, dtype), _dense(uncond_output, dtype), _dense(m2, dtype),
+        _dense(m2_uncond, dtype), _dense(prev_x0, dtype), _dense(table, arithmetic_dtype(dtype)),
+        float(guidance_scale or 0.0), float(clip_x0 or NO_CLIP), z, seed, write_x0, backend)
 
 
 def _check_step(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule,
                 prediction_type: str, clip_x0: float | None, uncond_output: Tensor | None,
-                guidance_scale: float | None, domain_scale: float, check_range: bool) -> tuple[Tensor, Tensor]:
-    """The checks every schedule step shares; returns (t, t_prev) as int64. With
-    `check_range=False` the values are left to the compiled op (checked in C++)."""
+                guidance_scale: float | None, domain_scale: float) -> tuple[Tensor, Tensor]:
+    """The checks every schedule step shares off the compiled fast path; returns (t, t_prev) as
+    int64."""
     check_sample(sample, op)
     check_like(model_output, sample, op, "model_output")
     check_choice(prediction_type, PREDICTION_TYPES, op, "prediction_type")
@@ -199,12 +202,25 @@ def _check_step(op: str, sample: Tensor, model_output: Tensor, t: Tensor, t_prev
     if uncond_output is not None:
         check_like(uncond_output, sample, op, "uncond_output")
     batch = sample.shape[0]
-    t = schedule.check_timesteps(t, batch, sample.device, op, "t", check_range=check_range)
-    t_prev = schedule.check_timesteps(t_prev, batch, sample.device, op, "t_prev", allow_clean=True,
-                                      check_range=check_range)
-    if check_range:
-        check_values(t_prev < t, t_prev, op, "t_prev", "be smaller than `t` per sample")
+    t = schedule.check_timesteps(t, batch, sample.device, op, "t")
+    t_prev = schedule.check_timesteps(t_prev, batch, sample.device, op, "t_prev", allow_clean=True)
+    check_values(t_prev < t, t_prev, op, "t_prev", "be smaller than `t` per sample")
     return t, t_prev
+
+
+def _times(t: object, sample: Tensor, op: str, arg: str, integer: bool = True) -> Tensor:
+    """Per-sample times for the compiled op: a tensor of the right kind of dtype (int64
+    timesteps or floating times) goes on as it is, its shape, device and values checked by the
+    op; anything else through check_per_sample (errors, integer dtypes converted to int64)."""
+    if isinstance(t, Tensor) and (t.dtype is torch.int64 if integer else t.dtype.is_floating_point):
+        return t
+    return check_per_sample(t, check_sample(sample, op).shape[0], sample.device, op, arg, integer=integer)
+
+
+def _tensor(x: Tensor | None, sample: Tensor, op: str, arg: str) -> Tensor | None:
+    """A given model output (or previous x0) for the compiled op: a floating tensor, in the
+    sample's dtype; its shape and device are checked by the op."""
+    return None if x is None else _dense(check_tensor(x, op, arg), sample.dtype)
 
 
 def _compiled_step(op: str, sampler: str, sample: Tensor, model_output: Tensor, gammas: Tensor, t: Tensor,
@@ -214,15 +230,28 @@ def _compiled_step(op: str, sampler: str, sample: Tensor, model_output: Tensor, 
                    prev_x0: Tensor | None = None, noise: Tensor | None = None,
                    generator: torch.Generator | None = None, draws_noise: bool = False,
                    write_x0: bool = False) -> tuple[Tensor, Tensor]:
-    """One step on the compiled backend: coefficients (from the gamma table and the timesteps),
-    range checks, seed and kernel in one C++ op (csrc/sampler_ops.cpp)."""
-    z = _checked_noise(op, noise, generator, tuple(sample.shape), sample) if draws_noise else None
-    codes = ATTENUATION_PREDICTION_CODES if sampler == "attenuation" else PREDICTION_CODES
+    """One step on the compiled backend (`sample` a floating tensor, as compiled_fast_path
+    found it): the scalar arguments and the tensors' types are checked here; the tensors'
+    shapes and devices, the times' ranges, the coefficients (from the gamma table), the seed
+    and the kernel are one C++ op (csrc/sampler_ops.cpp, csrc/sampler_checks.h), with the same
+    messages as the checks off this path."""
+    attenuation = sampler == "attenuation"
+    codes = ATTENUATION_PREDICTION_CODES if attenuation else PREDICTION_CODES
+    if prediction_type not in codes:
+        check_choice(prediction_type, tuple(codes), op, "prediction_type")
+    check_positive(domain_scale, op, "domain_scale")
+    check_clip(clip_x0, op)
+    check_guidance(uncond_output, guidance_scale, op)
+    m_name, u_name = ("model_output[0]", "uncond_output[0]") if attenuation else ("model_output", "uncond_output")
+    z = _checked_noise(op, noise, generator, None, sample) if draws_noise else None
     return torch.ops.gddm_C.sampler_step(
-        sample.contiguous(), *(_dense(x, sample.dtype) for x in (model_output, uncond_output, m2, m2_uncond, prev_x0)),
-        gammas, t, t_prev, t_last, SAMPLER_CODES[sampler], codes[prediction_type], float(eta),
-        float(domain_scale), float(guidance_scale or 0.0), float(clip_x0 or NO_CLIP), z, generator, draws_noise,
-        write_x0)
+        sample.contiguous(), _tensor(model_output, sample, op, m_name), _tensor(uncond_output, sample, op, u_name),
+        _tensor(m2, sample, op, "model_output[1]"), _tensor(m2_uncond, sample, op, "uncond_output[1]"),
+        _tensor(prev_x0, sample, op, "prev_x0"), gammas, _times(t, sample, op, "t", not attenuation),
+        _times(t_prev, sample, op, "t_prev", not attenuation),
+        None if t_last is None else _times(t_last, sample, op, "t_last"), SAMPLER_CODES[sampler],
+        codes[prediction_type], float(eta), float(domain_scale), float(guidance_scale or 0.0),
+        float(clip_x0 or NO_CLIP), z, generator, draws_noise, write_x0)
 
 
 def ddpm_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, schedule: Schedule, *,
@@ -233,15 +262,14 @@ def ddpm_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, s
     """Ancestral DDPM step x_t -> x_{t_prev} in one kernel (maths: reference.diffusion.ddpm_step):
     x_{t_prev} = c_x0 x_0 + c_xt x_t + k sqrt(var) z, no noise where t == 0."""
     op = "ddpm_step"
-    fast = compiled_fast_path(backend, sample) is not None
-    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
-                            guidance_scale, domain_scale, check_range=not fast)
-    if fast:
+    if compiled_fast_path(backend, sample) is not None:
         out, _ = _compiled_step(op, "ddpm", sample, model_output, schedule.gammas64, t, t_prev,
                                 prediction_type=prediction_type, domain_scale=domain_scale, clip_x0=clip_x0,
                                 uncond_output=uncond_output, guidance_scale=guidance_scale, noise=noise,
                                 generator=generator, draws_noise=True)
         return out
+    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                            guidance_scale, domain_scale)
     out, _ = _launch(op, sample, model_output, _coef_table(_ddpm_coefs(t, t_prev, schedule, domain_scale,
                                                                         prediction_type)),
                      uncond_output=uncond_output, guidance_scale=guidance_scale, clip_x0=clip_x0, noise=noise,
@@ -268,15 +296,14 @@ def ddim_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: Tensor, s
     x_{t_prev} = sqrt(g') x_0 + k sqrt(1 - g' - sigma^2) eps + k sigma z."""
     op = "ddim_step"
     check_eta(eta, op)
-    fast = compiled_fast_path(backend, sample) is not None
-    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
-                            guidance_scale, domain_scale, check_range=not fast)
-    if fast:
+    if compiled_fast_path(backend, sample) is not None:
         out, _ = _compiled_step(op, "ddim", sample, model_output, schedule.gammas64, t, t_prev,
                                 prediction_type=prediction_type, domain_scale=domain_scale, eta=eta, clip_x0=clip_x0,
                                 uncond_output=uncond_output, guidance_scale=guidance_scale, noise=noise,
                                 generator=generator, draws_noise=eta > 0)
         return out
+    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                            guidance_scale, domain_scale)
     table = _coef_table(_ddim_coefs(t, t_prev, schedule, eta, domain_scale, prediction_type, clip_x0))
     out, _ = _launch(op, sample, model_output, table, uncond_output=uncond_output, guidance_scale=guidance_scale,
                      clip_x0=clip_x0, noise=noise, generator=generator, draws_noise=eta > 0, backend=backend)
@@ -303,22 +330,20 @@ def dpm_solver_2m_step(sample: Tensor, model_output: Tensor, t: Tensor, t_prev: 
     """DPM-Solver++(2M) step in one kernel (maths: reference.diffusion.dpm_solver_2m_step):
     x_{t_prev} = (sigma'/sigma) x_t - alpha' (exp(-h) - 1) D. Returns (x_{t_prev}, x_0)."""
     op = "dpm_solver_2m_step"
-    fast = compiled_fast_path(backend, sample) is not None
-    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
-                            guidance_scale, domain_scale, check_range=not fast)
     if (prev_x0 is None) != (t_last is None):
         raise ValueError(f"gddm.{op}: arguments `prev_x0` and `t_last` must be given together (second order) "
                          "or both omitted (first order)")
-    if prev_x0 is not None:
-        check_like(prev_x0, sample, op, "prev_x0")
-        t_last = schedule.check_timesteps(t_last, sample.shape[0], sample.device, op, "t_last", check_range=not fast)
-        if not fast:
-            check_values(t_last > t, t_last, op, "t_last", "be larger than `t` per sample")
-    if fast:
+    if compiled_fast_path(backend, sample) is not None:
         return _compiled_step(op, "dpm", sample, model_output, schedule.gammas64, t, t_prev,
                               prediction_type=prediction_type, domain_scale=domain_scale, clip_x0=clip_x0,
                               t_last=t_last, uncond_output=uncond_output, guidance_scale=guidance_scale,
                               prev_x0=prev_x0, write_x0=True)
+    t, t_prev = _check_step(op, sample, model_output, t, t_prev, schedule, prediction_type, clip_x0, uncond_output,
+                            guidance_scale, domain_scale)
+    if prev_x0 is not None:
+        check_like(prev_x0, sample, op, "prev_x0")
+        t_last = schedule.check_timesteps(t_last, sample.shape[0], sample.device, op, "t_last")
+        check_values(t_last > t, t_last, op, "t_last", "be larger than `t` per sample")
     table = _coef_table(_dpm_coefs(t, t_prev, t_last, schedule, domain_scale, prediction_type))
     return _launch(op, sample, model_output, table, uncond_output=uncond_output, guidance_scale=guidance_scale,
                    prev_x0=prev_x0, clip_x0=clip_x0, write_x0=True, backend=backend)
@@ -347,8 +372,16 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
     reference.diffusion.attenuation_step): x_{t_prev} = x_t - c s - k (sqrt(t) - sqrt(t_prev -
     sigma^2)) eps + k sigma z, sigma = eta sqrt(s (t - s) / t), s = t - t_prev."""
     op = "attenuation_step"
-    check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES, op, "prediction_type")
     check_eta(eta, op)
+    if compiled_fast_path(backend, sample) is not None:
+        attenuation, eps = check_pair(model_output, op, "model_output")
+        unconds = (None, None) if uncond_output is None else check_pair(uncond_output, op, "uncond_output")
+        out, _ = _compiled_step(op, "attenuation", sample, attenuation, _NO_TABLE, t, t_prev,
+                                prediction_type=prediction_type, domain_scale=domain_scale, eta=eta, clip_x0=clip_x0,
+                                uncond_output=unconds[0], guidance_scale=guidance_scale, m2=eps,
+                                m2_uncond=unconds[1], noise=noise, generator=generator, draws_noise=eta > 0)
+        return out
+    check_choice(prediction_type, ATTENUATION_PREDICTION_TYPES, op, "prediction_type")
     check_positive(domain_scale, op, "domain_scale")
     check_clip(clip_x0, op)
     check_guidance(uncond_output, guidance_scale, op)
@@ -356,12 +389,6 @@ def attenuation_step(sample: Tensor, model_output: tuple[Tensor, Tensor], t: Ten
     batch = sample.shape[0]
     check_per_sample(t, batch, sample.device, op, "t", integer=False)
     check_per_sample(t_prev, batch, sample.device, op, "t_prev", integer=False)
-    if compiled_fast_path(backend, sample) is not None:
-        out, _ = _compiled_step(op, "attenuation", sample, attenuation, _NO_TABLE, t, t_prev,
-                                prediction_type=prediction_type, domain_scale=domain_scale, eta=eta, clip_x0=clip_x0,
-                                uncond_output=unconds[0], guidance_scale=guidance_scale, m2=eps,
-                                m2_uncond=unconds[1], noise=noise, generator=generator, draws_noise=eta > 0)
-        return out
     check_values((t > 0) & (t <= 1), t, op, "t", "lie in (0, 1]")
     check_values((t_prev >= 0) & (t_prev < t), t_prev, op, "t_prev", "lie in [0, t) per sample")
     out, _ = _launch(op, sample, attenuation, _coef_table(_attenuation_coefs(t, t_prev, eta, domain_scale,
@@ -463,14 +490,20 @@ class ReverseTrajectory:
         self.sampler, self.eta, self.clip_x0 = sampler, eta, clip_x0
         self.steps = times.shape[0] - 1
         self.table = _coef_table(coefs)
-        self._kernel_tables: dict[torch.dtype, Tensor] = {}
+        self._batch, self._device = self.table.shape[1], self.table.device
+        self._step_name = f"ReverseTrajectory.step ({sampler})"
+        self._draws_noise = sampler == "ddpm" or (sampler != "dpm" and eta > 0)
+        self._kernel_rows: dict[torch.dtype, list[Tensor]] = {}
 
-    def _kernel_table(self, dtype: torch.dtype) -> Tensor:
-        """`table` in the kernels' arithmetic dtype for samples of `dtype`, converted once."""
+    def _kernel_row(self, i: int, dtype: torch.dtype) -> Tensor:
+        """Step i's rows of `table` in the kernels' arithmetic dtype for samples of `dtype`: the
+        whole table converted once, and split into its steps' (B, 11) rows once (indexing a
+        tensor on every step would cost a tensor op)."""
         arithmetic = arithmetic_dtype(dtype)
-        if arithmetic not in self._kernel_tables:
-            self._kernel_tables[arithmetic] = self.table.to(arithmetic)
-        return self._kernel_tables[arithmetic]
+        rows = self._kernel_rows.get(arithmetic)
+        if rows is None:
+            rows = self._kernel_rows[arithmetic] = list(self.table.to(arithmetic).unbind(0))
+        return rows[i]
 
     def step(self, i: int, sample: Tensor, model_output: Tensor | tuple[Tensor, Tensor], *,
              prev_x0: Tensor | None = None, uncond_output: Tensor | tuple[Tensor, Tensor] | None = None,
@@ -479,34 +512,33 @@ class ReverseTrajectory:
         """Step i (times[i] -> times[i + 1]) in one kernel. `model_output` (and `uncond_output`
         with `guidance_scale`) is (c, eps) for "attenuation"; "dpm" takes the previous step's x0
         as `prev_x0` (None on step 0) and returns (x_prev, x0); the others return x_prev."""
-        op = f"ReverseTrajectory.step ({self.sampler})"
+        op = self._step_name
         if not 0 <= i < self.steps:
             raise ValueError(f"gddm.{op}: argument `i` must lie in [0, {self.steps}), got {i}")
         check_sample(sample, op)
         check_guidance(uncond_output, guidance_scale, op)
-        guidance = dict(guidance_scale=guidance_scale)
-        table = self._kernel_table(sample.dtype)[i]
-        if table.shape[0] != sample.shape[0] or table.device != sample.device:
-            raise ValueError(f"gddm.{op}: `sample` must have B = {table.shape[0]} samples on {table.device}, got "
+        if sample.shape[0] != self._batch or sample.device != self._device:
+            raise ValueError(f"gddm.{op}: `sample` must have B = {self._batch} samples on {self._device}, got "
                              f"shape {tuple(sample.shape)} on {sample.device}")
+        table = self._kernel_row(i, sample.dtype)
+        m2 = m2_uncond = None
         if self.sampler == "attenuation":
-            (attenuation, eps), unconds = _attenuation_outputs(sample, model_output, uncond_output, op)
-            out, _ = _launch(op, sample, attenuation, table, uncond_output=unconds[0], m2=eps, m2_uncond=unconds[1],
-                             clip_x0=self.clip_x0, noise=noise, generator=generator, draws_noise=self.eta > 0,
-                             backend=backend, **guidance)
-            return out
-        check_like(model_output, sample, op, "model_output")
-        if uncond_output is not None:
-            check_like(uncond_output, sample, op, "uncond_output")
-        guidance["uncond_output"] = uncond_output
+            (model_output, m2), (uncond_output, m2_uncond) = _attenuation_outputs(sample, model_output,
+                                                                                  uncond_output, op)
+        else:
+            check_like(model_output, sample, op, "model_output")
+            if uncond_output is not None:
+                check_like(uncond_output, sample, op, "uncond_output")
         if self.sampler == "dpm":
             if (prev_x0 is None) != (i == 0):
                 raise ValueError(f"gddm.{op}: argument `prev_x0` must be None on step 0 and the previous step's "
                                  f"x0 after it, got {'None' if prev_x0 is None else 'a tensor'} on step {i}")
             if prev_x0 is not None:
                 check_like(prev_x0, sample, op, "prev_x0")
-            return _launch(op, sample, model_output, table, prev_x0=prev_x0, clip_x0=self.clip_x0, write_x0=True,
-                           backend=backend, **guidance)
-        out, _ = _launch(op, sample, model_output, table, clip_x0=self.clip_x0, noise=noise, generator=generator,
-                         draws_noise=self.sampler == "ddpm" or self.eta > 0, backend=backend, **guidance)
+            return _launch(op, sample, model_output, table, uncond_output=uncond_output,
+                           guidance_scale=guidance_scale, prev_x0=prev_x0, clip_x0=self.clip_x0, write_x0=True,
+                           backend=backend)
+        out, _ = _launch(op, sample, model_output, table, uncond_output=uncond_output, guidance_scale=guidance_scale,
+                         m2=m2, m2_uncond=m2_uncond, clip_x0=self.clip_x0, noise=noise, generator=generator,
+                         draws_noise=self._draws_noise, backend=backend)
         return out

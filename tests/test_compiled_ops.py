@@ -226,3 +226,94 @@ def test_sampler_codes_agree_with_the_cpp_header():
     assert list(contract.SAMPLER_CODES.values()) == list(range(len(contract.SAMPLER_CODES)))
     assert [e[len("kPredict"):].lower() for e in _enum(header, "Prediction")] == list(contract.PREDICTION_CODES)
     assert list(contract.PREDICTION_CODES.values()) == list(range(len(contract.PREDICTION_CODES)))
+
+
+# ---- the step's tensor checks in C++ (csrc/sampler_checks.h) -----------------------------------
+
+def _bad_step_calls(backend: str | None) -> dict[str, object]:
+    """Calls whose tensors break a requirement the compiled op checks (shape, device, batch)."""
+    x = torch.randn(2, 3, 4, 4)
+    t, t_prev = torch.tensor([500, 400]), torch.tensor([480, 380])
+
+    def ddim(**kw):
+        args = dict(sample=x, model_output=x, t=t, t_prev=t_prev)
+        args.update(kw)
+        return diffusion.ddim_step(args.pop("sample"), args.pop("model_output"), args.pop("t"), args.pop("t_prev"),
+                                   SCHEDULE, backend=backend, **args)
+
+    return {
+        "model_output shape": lambda: ddim(model_output=x[:1]),
+        "model_output device": lambda: ddim(model_output=x.to("meta")),
+        "uncond_output shape": lambda: ddim(uncond_output=x[:, :1], guidance_scale=2.0),
+        "t batch": lambda: ddim(t=torch.tensor([500, 500, 500])),
+        "t_prev batch": lambda: ddim(t_prev=torch.tensor([480])),
+        "noise shape": lambda: ddim(eta=0.5, noise=x[..., :2]),
+        "prev_x0 shape": lambda: diffusion.dpm_solver_2m_step(x, x, t, t_prev, SCHEDULE, prev_x0=x[:1],
+                                                              t_last=t + 10, backend=backend),
+        "t_last batch": lambda: diffusion.dpm_solver_2m_step(x, x, t, t_prev, SCHEDULE, prev_x0=x,
+                                                             t_last=torch.tensor([510]), backend=backend),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_step_calls(None)))
+def test_compiled_step_raises_the_python_checks_messages(case):
+    """On the compiled fast path the step's tensors are checked by the C++ op: same error type
+    and message as the Python checks of the reference backend's path."""
+    with pytest.raises((ValueError, TypeError, RuntimeError)) as expected:
+        _bad_step_calls("reference")[case]()
+    with pytest.raises(expected.type) as fast:
+        _bad_step_calls(None)[case]()
+    assert str(fast.value) == str(expected.value)
+
+
+def test_compiled_attenuation_step_names_the_pair_entry():
+    x = torch.randn(2, 3, 4, 4)
+    tc = torch.tensor([0.5, 0.4])
+    with pytest.raises(ValueError, match=r"gddm.attenuation_step: argument `model_output\[1\]` must have the shape "
+                                         r"of `sample` \(2, 3, 4, 4\) on cpu, got shape \(2, 3, 4\) on cpu"):
+        diffusion.attenuation_step(x, (x, x[..., 0]), tc, tc / 2)
+
+
+def test_direct_sampler_step_call_checks_the_sample():
+    x = torch.randn(())
+    with pytest.raises(ValueError, match=r"gddm.ddim_step: argument `sample` must have shape \(B, \.\.\.\)"):
+        torch.ops.gddm_C.sampler_step(x, x, None, None, None, None, SCHEDULE.gammas64, torch.tensor([5]),
+                                      torch.tensor([4]), None, 1, 0, 0.0, 1.0, 0.0, 0.0, None, None, False, False)
+
+
+# ---- the CPU step's two forms ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("inputs", ["x m", "x m m2 prev z", "x m guided"])
+def test_cpu_step_folded_form_matches_step_at(dtype, inputs):
+    """Without clipping the CPU kernel folds each sample's coefficients (csrc/diffusion.h
+    affine_step); with a clip bound no value reaches, it evaluates step_at term by term. Both
+    forms give the same step."""
+    shape = (3, 2, 5, 7)
+    table = torch.randn(3, len(STEP_COEFS), dtype=torch.float64).to(torch.float64 if dtype == torch.float64
+                                                                   else torch.float32)
+    x, m, m2, prev, z, uncond = (torch.randn(shape, dtype=dtype) for _ in range(6))
+    full = inputs != "x m"
+    guided = inputs == "x m guided"
+    args = (x, m, uncond if guided else None, m2 if full else None, None, prev if full else None, table,
+            2.0 if guided else 0.0)
+
+    def step(clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.ops.gddm_C.diffusion_step(*args, clip, z if full else None, None, True)
+
+    folded, folded_x0 = step(0.0)
+    term_by_term, x0 = step(1e30)
+    atol, rtol = TOLERANCES[dtype]
+    scale = 1.0 if dtype in (torch.float32, torch.float64) else 4.0  # bf16: the two forms round apart
+    torch.testing.assert_close(folded, term_by_term, atol=50 * scale * atol, rtol=50 * scale * rtol)
+    torch.testing.assert_close(folded_x0, x0, atol=0, rtol=0)
+
+
+def test_add_noise_without_grad_takes_the_device_kernel_with_the_same_result():
+    """sampler_add_noise skips its autograd Function when no gradient is wanted."""
+    x = torch.randn(2, 3, 6, 5)
+    t, z = torch.tensor([10, 900]), torch.randn(2, 3, 6, 5)
+    plain, _ = diffusion.add_noise(x, t, SCHEDULE, "laplacian", noise=z)
+    tracked, _ = diffusion.add_noise(x.clone().requires_grad_(), t, SCHEDULE, "laplacian", noise=z)
+    assert plain.grad_fn is None and tracked.grad_fn is not None
+    assert torch.equal(plain, tracked.detach())

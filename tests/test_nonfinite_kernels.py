@@ -102,3 +102,19 @@ def test_add_noise_zero_coefficient_drops_infinite_values(libraries, library, do
     x0_clean[0], noise_clean[1] = 0.0, 0.0
     expected, _ = add_noise(x0_clean, coefs, code, exact, noise_clean, None, False)
     assert out.isfinite().all() and torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("library", LIBRARIES, ids=IDS)
+@pytest.mark.parametrize("coef", ["r", "a0", "c1"])
+def test_infinite_coefficient_gives_the_specification_step(libraries, library, coef):
+    """An infinite coefficient (a degenerate table, e.g. DPM's r when t_last == t) meets the
+    infinities of the specification's term-by-term form: the CPU kernel does not fold it."""
+    names = contract.STEP_COEFS
+    table = torch.rand(2, len(names), dtype=torch.float64) + 0.5
+    table[0, names.index(coef)] = INF
+    x, m, prev = (torch.randn(2, 6, dtype=torch.float64) for _ in range(3))
+    step = getattr(libraries[library], "diffusion_step")
+    out, x0 = step(x, m, None, None, None, prev, table, 0.0, 0.0, None, None, True)
+    expected, expected_x0 = spec.diffusion_step(x, m, None, None, None, prev, table, 0.0, 0.0, None, None, True)
+    torch.testing.assert_close(out, expected, equal_nan=True)
+    torch.testing.assert_close(x0, expected_x0, equal_nan=True)
