@@ -1,7 +1,7 @@
-// The tensor checks of gddm_C::sampler_step, with the messages of the public step functions
-// (gddm_kernels/diffusion.py leaves these checks to the op on the compiled backends: in C++
-// they cost next to nothing, in Python they cost more than the kernel at sampler sizes). The
-// CPU registration and the composite one for the other devices both run them first.
+// The tensor checks of gddm_C::sampler_step and sampler_add_noise, with the messages of the
+// public functions (gddm_kernels/diffusion.py leaves these checks to the op on the compiled
+// backends: in C++ they cost next to nothing, in Python they cost more than the kernel at
+// sampler sizes). The CPU registrations and the composite ones for the other devices run them.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -54,6 +54,15 @@ inline void check_sampler_step_tensors(int64_t sampler, const at::Tensor& x, con
   check_times(t, x.size(0), x, !attenuation, op, "t");
   check_times(t_prev, x.size(0), x, !attenuation, op, "t_prev");
   if (t_last) check_times(*t_last, x.size(0), x, true, op, "t_last");
+}
+
+// The per-sample times of a noise-add against its data's batch: int64 timesteps of a schedule
+// (add_noise) or the attenuation process's floating times (attenuation_add_noise). The data's
+// own checks (at least 3 dims) come from the kernel's plan.
+inline void check_noise_add_times(const at::Tensor& x0, const at::Tensor& t) {
+  if (x0.dim() == 0) return;
+  const bool attenuation = at::isFloatingType(t.scalar_type());
+  check_times(t, x0.size(0), x0, !attenuation, attenuation ? "attenuation_add_noise" : "add_noise", "t");
 }
 
 }  // namespace gddm

@@ -78,6 +78,7 @@ std::tuple<at::Tensor, at::Tensor> add_noise_with_coefs(const at::Tensor& x0, co
 
 at::Tensor noise_coefs_for(const at::Tensor& x0, const at::Tensor& gammas, const at::Tensor& t, double k) {
   static const auto noise_coefs = find<NoiseCoefsOp>("gddm_C::noise_coefs");
+  check_noise_add_times(x0, t);
   return noise_coefs.call(gammas, t, k).to(arithmetic_dtype(x0.scalar_type()));
 }
 

@@ -84,10 +84,10 @@ def add_noise(x0: Tensor, t: Tensor, schedule: Schedule, domain: str = "image", 
     """
     op = "add_noise"
     check_forward(x0, domain, noise_model, op)
-    fast = compiled_fast_path(backend, x0) is not None
-    t = schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t", check_range=not fast)
-    if fast:
-        return _compiled_add_noise(op, x0, schedule.gammas64, t, domain, noise_model, noise, generator, return_noise)
+    if compiled_fast_path(backend, x0) is not None:
+        return _compiled_add_noise(op, x0, schedule.gammas64, _times(t, x0, op, "t"), domain, noise_model, noise,
+                                   generator, return_noise)
+    t = schedule.check_timesteps(t, x0.shape[0], x0.device, op, "t")
     g = schedule.gamma(t)
     return _fused_add_noise(op, x0, g.sqrt(), (1 - g).sqrt(), domain, noise_model, noise, generator, return_noise,
                             backend)
@@ -110,8 +110,8 @@ def attenuation_add_noise(x0: Tensor, t: Tensor, domain: str = "image", noise_mo
     op = "attenuation_add_noise"
     check_forward(x0, domain, noise_model, op)
     if compiled_fast_path(backend, x0) is not None:
-        t = check_per_sample(t, x0.shape[0], x0.device, op, "t", integer=False)
-        return _compiled_add_noise(op, x0, _NO_TABLE, t, domain, noise_model, noise, generator, return_noise)
+        return _compiled_add_noise(op, x0, _NO_TABLE, _times(t, x0, op, "t", integer=False), domain, noise_model,
+                                   noise, generator, return_noise)
     t64 = check_unit_times(t, x0, op).double()
     return _fused_add_noise(op, x0, 1 - t64, t64.sqrt(), domain, noise_model, noise, generator, return_noise,
                             backend)
@@ -124,7 +124,8 @@ def _compiled_add_noise(op: str, x0: Tensor, gammas: Tensor, t: Tensor, domain: 
                         noise: Tensor | None, generator: torch.Generator | None,
                         return_noise: bool) -> tuple[Tensor, Tensor | None]:
     """The noise-add on the compiled backend: coefficients, seed and kernel in one C++ op
-    (csrc/sampler_ops.cpp), range checks of `t` included; (x_t, eps) as `add_noise`."""
+    (csrc/sampler_ops.cpp), the checks of `t` (shape, device, range) included; (x_t, eps) as
+    `add_noise`."""
     exact = noise_model == "exact"
     eps = _checked_noise(op, noise, generator, noise_shape(x0.shape, domain, exact), x0)
     scale = 1.0 if exact else DOMAIN_SCALES[domain]

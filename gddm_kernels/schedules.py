@@ -73,14 +73,11 @@ class Schedule:
         return torch.where(t >= 0, self.gammas64[t.clamp(min=0)], 1.0)
 
     def check_timesteps(self, t: object, batch_size: int, device: torch.device, op: str, arg: str,
-                        *, allow_clean: bool = False, check_range: bool = True) -> Tensor:
+                        *, allow_clean: bool = False) -> Tensor:
         """`t` is a (batch_size,) integer tensor on `device` (and on the schedule's device) with
         values in [0, T), or in [-1, T) when `allow_clean` (t = -1: the clean sample). Returns
-        it as int64. `check_range=False` leaves the values, and the schedule's device, to the
-        caller (the compiled ops check both in C++, without tensor ops)."""
+        it as int64 (the compiled ops check the same in C++)."""
         t = check_per_sample(t, batch_size, device, op, arg, integer=True)
-        if not check_range:
-            return t
         if self.device != t.device:
             raise ValueError(
                 f"gddm.{op}: argument `schedule` must be on the device of `{arg}` ({t.device}); "

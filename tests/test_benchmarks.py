@@ -87,3 +87,21 @@ def test_plot_writes_one_readable_figure_per_suite(tmp_path):
     for png in written:
         height, width, _ = imread(png).shape
         assert height > 200 and width > 200
+
+
+def test_compare_puts_the_gddm_rows_of_two_runs_side_by_side(tmp_path):
+    from benchmarks import compare
+
+    def run(name: str, gddm_ms: float, eager_ms: float) -> object:
+        rows = [dict(suite="stencils", op="laplacian", mode="forward", shape="1x1x8x8", dtype="float32", impl=impl,
+                     time_ms=ms) for impl, ms in (("gddm cpu", gddm_ms), ("reference (eager)", eager_ms))]
+        rows.append(dict(suite="overhead", op="laplacian", mode="laplacian", shape="1x1x8x8", dtype="float32",
+                         impl="public API", time_ms=1.0))
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"records": rows}))
+        return path
+
+    text = compare.compare(run("old", 2.0, 4.0), run("new", 1.0, 5.0))
+    assert "(1 rows;" in text and "Median new/old 0.50, eager yardstick median 1.25" in text
+    assert "| stencils | laplacian | forward | 1x1x8x8 | float32 | gddm cpu | 2.000 | 1.000 | 0.50 | 1.25 |" in text
+    assert "public API" not in text and "reference (eager) |" not in text

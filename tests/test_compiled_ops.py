@@ -317,3 +317,24 @@ def test_add_noise_without_grad_takes_the_device_kernel_with_the_same_result():
     tracked, _ = diffusion.add_noise(x.clone().requires_grad_(), t, SCHEDULE, "laplacian", noise=z)
     assert plain.grad_fn is None and tracked.grad_fn is not None
     assert torch.equal(plain, tracked.detach())
+
+
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["kernel", "autograd"])
+@pytest.mark.parametrize("process", ["add_noise", "attenuation_add_noise"])
+def test_compiled_add_noise_checks_the_batch_of_t(process, requires_grad):
+    """The times of a noise-add are checked against the data's batch by the C++ op, on its
+    kernel path and on its autograd path, with the message of the Python checks."""
+    x = torch.randn(2, 3, 4, 4, requires_grad=requires_grad)
+    t = torch.tensor([5, 6, 7]) if process == "add_noise" else torch.tensor([0.5, 0.6, 0.7])
+
+    def call(backend):
+        if process == "add_noise":
+            return diffusion.add_noise(x, t, SCHEDULE, noise=torch.randn(2, 3, 4, 4), backend=backend)
+        return diffusion.attenuation_add_noise(x, t, noise=torch.randn(2, 3, 4, 4), backend=backend)
+
+    with pytest.raises(ValueError) as expected:
+        call("reference")
+    with pytest.raises(ValueError) as fast:
+        call(None)
+    assert str(fast.value) == str(expected.value)
+    assert f"gddm.{process}: argument `t` must have shape (B,) = (2,)" in str(fast.value)

@@ -170,8 +170,7 @@ std::tuple<at::Tensor, at::Tensor> sampler_add_noise_cpu(const at::Tensor& x0, c
                                                          c10::optional<at::Generator> generator, bool write_noise) {
   const c10::optional<at::Tensor> seed = draw_seed(true, noise, std::move(generator), x0);
   const AddNoisePlan plan = plan_noise_add_data(x0, domain, exact, noise, seed, write_noise);
-  const bool attenuation = at::isFloatingType(t.scalar_type());
-  check_times(t, x0.size(0), x0, !attenuation, attenuation ? "attenuation_add_noise" : "add_noise", "t");
+  check_noise_add_times(x0, t);
   std::vector<double> coefs;
   fill_noise_coefs(gammas, t, k, coefs);
   if (plan.images == 0) return {plan.out, plan.noise_out};
