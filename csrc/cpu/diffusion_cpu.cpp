@@ -267,6 +267,20 @@ GDDM_ALWAYS_INLINE void step_span_inputs(const acc_t* ks, const Span<acc_t>& s, 
   }
 }
 
+// Elements [start, start + n) of an input as acc_t values: the data itself where it already holds
+// them (float32 / float64 without an unconditional twin), else converted (and guided) into
+// `buffer`; null for an absent input.
+template <typename scalar_t, typename acc_t>
+GDDM_ALWAYS_INLINE const acc_t* block_input(const scalar_t* cond, const std::type_identity_t<scalar_t>* uncond,
+                                            acc_t guidance, int64_t start, int64_t n, acc_t* buffer) {
+  if (!cond) return nullptr;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (!uncond) return cond + start;
+  }
+  load_guided(cond + start, uncond ? uncond + start : nullptr, guidance, n, buffer);
+  return buffer;
+}
+
 // Blocks [b0, b1) of kNoiseBlock elements. The kernel reads an input in place where it already
 // holds arithmetic-type values (float32 / float64 data without guidance) and writes the results
 // in place likewise; otherwise the block's values are staged in small buffers (converted, or
@@ -280,17 +294,11 @@ GDDM_ALWAYS_INLINE void step_blocks(const StepArgs<scalar_t>& a, int64_t b0, int
   acc_t outb[kNoiseBlock], x0b[kNoiseBlock];
   for (int64_t block = b0; block < b1; ++block) {
     const int64_t start = block * kNoiseBlock, n = std::min(start + kNoiseBlock, a.numel) - start;
-    auto input = [&](const scalar_t* cond, const scalar_t* uncond, acc_t* buffer) -> const acc_t* {
-      if (!cond) return nullptr;
-      if constexpr (kInPlace) {
-        if (!uncond) return cond + start;
-      }
-      load_guided(cond + start, uncond ? uncond + start : nullptr, a.guidance, n, buffer);
-      return buffer;
-    };
-    const acc_t *x = input(a.x, nullptr, xb), *m = input(a.m, a.m_uncond, mb);
-    const acc_t *m2 = input(a.m2, a.m2_uncond, m2b), *prev_x0 = input(a.prev_x0, nullptr, pb);
-    const acc_t* z = input(a.noise, nullptr, zb);
+    const acc_t *x = block_input(a.x, nullptr, a.guidance, start, n, xb);
+    const acc_t *m = block_input(a.m, a.m_uncond, a.guidance, start, n, mb);
+    const acc_t *m2 = block_input(a.m2, a.m2_uncond, a.guidance, start, n, m2b);
+    const acc_t *prev_x0 = block_input(a.prev_x0, nullptr, a.guidance, start, n, pb);
+    const acc_t* z = block_input(a.noise, nullptr, a.guidance, start, n, zb);
     if (a.draw_noise) {
       fill_normals(a.seed, start, n, normals);
       std::copy(normals, normals + n, zb);
