@@ -21,7 +21,8 @@ std::vector<value_t> values_of(const at::Tensor& t) {
   std::vector<value_t> values(t.numel());
   AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, t.scalar_type(), "gddm_C", [&] {
     const scalar_t* data = t.const_data_ptr<scalar_t>();
-    for (size_t b = 0; b < values.size(); ++b) values[b] = static_cast<value_t>(data[b * t.stride(0)]);
+    const int64_t stride = t.stride(0);
+    for (size_t b = 0; b < values.size(); ++b) values[b] = static_cast<value_t>(data[b * stride]);
   });
   return values;
 }
@@ -95,22 +96,25 @@ void fill_noise_coefs(const at::Tensor& gammas, const at::Tensor& t, double k, s
 
 namespace {
 
+// A filled coefficient table, (B, columns) float64 rows, as a tensor on the times' device.
+at::Tensor table_tensor(const std::vector<double>& values, int64_t columns, const at::Tensor& t) {
+  at::Tensor out = at::empty({t.numel(), columns}, t.options().dtype(at::kDouble));
+  std::memcpy(out.mutable_data_ptr<double>(), values.data(), values.size() * sizeof(double));
+  return out;
+}
+
 at::Tensor step_coefs_cpu(const at::Tensor& gammas, const at::Tensor& t, const at::Tensor& t_prev,
                           const c10::optional<at::Tensor>& t_last, int64_t sampler, int64_t prediction, double eta,
                           double k, bool clip) {
   std::vector<double> values;
   fill_step_coefs(gammas, t, t_prev, t_last, sampler, prediction, eta, k, clip, values);
-  at::Tensor out = at::empty({t.numel(), kNumStepCoefs}, t.options().dtype(at::kDouble));
-  std::memcpy(out.mutable_data_ptr<double>(), values.data(), values.size() * sizeof(double));
-  return out;
+  return table_tensor(values, kNumStepCoefs, t);
 }
 
 at::Tensor noise_coefs_cpu(const at::Tensor& gammas, const at::Tensor& t, double k) {
   std::vector<double> values;
   fill_noise_coefs(gammas, t, k, values);
-  at::Tensor out = at::empty({t.numel(), 2}, t.options().dtype(at::kDouble));
-  std::memcpy(out.mutable_data_ptr<double>(), values.data(), values.size() * sizeof(double));
-  return out;
+  return table_tensor(values, 2, t);
 }
 
 }  // namespace
